@@ -1,0 +1,56 @@
+"""One verb per stage. dvc.yaml, the Makefile and the workflows call only these.
+
+Exit codes: 0 success, 1 the stage found a problem (failed gate, data contract violation), 2 your input is
+wrong (usage, model.yaml).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import types
+from collections.abc import Callable
+from pathlib import Path
+
+from .config import ConfigError, ModelConfig, load_config
+
+# verb -> (help, module). Each module has add_arguments(parser) and run(config, args) -> int.
+# The table is literal: nothing from model.yaml or the command line picks a module.
+VERBS: dict[str, tuple[str, str]] = {
+    "validate": ("check model.yaml against the schema and its cross-field rules", "validate"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=__package__, description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=Path("model.yaml"), help="path to model.yaml")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for verb, (help_text, module_name) in VERBS.items():
+        sub = verbs.add_parser(verb, help=help_text, description=help_text)
+        sub.set_defaults(module=module_name)
+        _module(module_name).add_arguments(sub)
+    return parser
+
+
+def _module(name: str) -> types.ModuleType:
+    return importlib.import_module(f".{name}", __package__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run: Callable[[ModelConfig, argparse.Namespace], int] = _module(args.module).run
+    try:
+        config = load_config(args.config)
+        return run(config, args)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

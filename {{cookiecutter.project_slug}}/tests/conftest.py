@@ -1,0 +1,32 @@
+"""Shared fixtures: the repository root and a writable copy of it for tests that change model.yaml."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture
+def spec() -> dict:
+    """model.yaml as plain data, to be broken on purpose by a test."""
+    return yaml.safe_load((ROOT / "model.yaml").read_text())
+
+
+@pytest.fixture
+def scratch_repo(tmp_path: Path) -> Path:
+    """model.yaml, its schema and the data in a temporary folder."""
+    for part in ("model.yaml", "schemas", "data"):
+        source = ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / part, ignore=shutil.ignore_patterns("*.dvc", ".gitignore"))
+        else:
+            shutil.copy(source, tmp_path / part)
+    return tmp_path
