@@ -19,7 +19,7 @@ LOCKS = ("dev.txt", "serve.txt")
 
 
 def conditional_name(lock: str, framework: str) -> str:
-    return "{{ '%s' if cookiecutter.framework == '%s' else '' }}" % (lock, framework)
+    return "{{ '" + lock + "' if cookiecutter.framework == '" + framework + "' else '' }}"
 
 
 def main() -> None:
@@ -27,8 +27,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for framework in FRAMEWORKS:
             repo = Path(
-                cookiecutter(str(ROOT), no_input=True, output_dir=tmp, extra_context={
-                    "framework": framework, "project_name": f"lock {framework}"})
+                cookiecutter(
+                    str(ROOT),
+                    no_input=True,
+                    output_dir=tmp,
+                    extra_context={"framework": framework, "project_name": f"lock {framework}"},
+                )
             )
             subprocess.run(["make", "lock"], cwd=repo, check=True)
             for lock in LOCKS:
