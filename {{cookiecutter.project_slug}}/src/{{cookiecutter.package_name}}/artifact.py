@@ -103,7 +103,10 @@ def save_artifact(
         if preprocess is not None:
             sio.dump(preprocess, staging / PREPROCESS)
         if keras_model is not None:
-            keras_model.save(staging / KERAS_MODEL)
+            from .keras_model import keras_numpy_quiet
+
+            with keras_numpy_quiet():
+                keras_model.save(staging / KERAS_MODEL)
         files = {p.name: sha256_file(p) for p in sorted(staging.iterdir())}
         document = {
             "format": FORMAT,

@@ -5,7 +5,10 @@ Imported only when the framework is tensorflow, so the other stages never pay fo
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +26,14 @@ PROGRESS_LINES = 20
 def quiet_tensorflow() -> None:
     """Keep TensorFlow's C++ start-up chatter out of the stage logs (set before TensorFlow is imported)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@contextlib.contextmanager
+def keras_numpy_quiet() -> Iterator[None]:
+    """Keras converts TensorFlow tensors with np.array(x), which numpy 2 flags as deprecated every time; harmless."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "__array__ implementation doesn't accept a copy keyword", DeprecationWarning)
+        yield
 
 
 def fit_keras(config: ModelConfig, rows: pd.DataFrame) -> tuple[Any, Any, list[str] | None]:
@@ -54,16 +65,17 @@ def fit_keras(config: ModelConfig, rows: pd.DataFrame) -> tuple[Any, Any, list[s
                 monitor=monitor, patience=stop.patience, min_delta=stop.min_delta, restore_best_weights=True
             )
         )
-    model.fit(
-        matrix,
-        y,
-        epochs=t.epochs,
-        batch_size=t.batch_size,
-        validation_split=t.validation_split,
-        shuffle=True,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    with keras_numpy_quiet():
+        model.fit(
+            matrix,
+            y,
+            epochs=t.epochs,
+            batch_size=t.batch_size,
+            validation_split=t.validation_split,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=0,
+        )
     return preprocess, model, classes
 
 
