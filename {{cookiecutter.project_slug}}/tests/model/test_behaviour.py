@@ -16,7 +16,6 @@ from {{ cookiecutter.package_name }}.config import ESTIMATORS, ModelConfig, load
 from {{ cookiecutter.package_name }}.data import read_frame, split
 from {{ cookiecutter.package_name }}.features import model_frame
 from {{ cookiecutter.package_name }}.lineage import lineage
-from {{ cookiecutter.package_name }}.metrics import Scored, compute_all
 from {{ cookiecutter.package_name }}.train import artifact_metadata, fit_sklearn
 
 pytestmark = pytest.mark.slow
@@ -141,6 +140,8 @@ def test_every_allowed_estimator_trains_saves_and_loads_back(estimator: str, tmp
 
 def test_multiclass_target_trains_and_scores(tmp_path: Path) -> None:
     """Three classes: probabilities over all three in model order, macro metrics, one-vs-rest roc_auc."""
+    from {{ cookiecutter.package_name }}.metrics import Scored, compute_all
+
     config = load_config(ROOT / "model.yaml")
     frame = read_frame(config)
     target = config.data.target
