@@ -200,6 +200,11 @@ def test_broken_data_stops_before_training(
     trained = cli(repo, "train", check=False)
     assert trained.returncode == 1
     assert not (repo / "artifacts/model").exists()
+    for verb in ("evaluate", "gate"):  # the stages after train refuse it too, with the same table, no traceback
+        refused = cli(repo, verb, check=False)
+        assert refused.returncode == 1
+        assert rule in refused.stderr
+        assert "Traceback" not in refused.stderr
 
 
 @pytest.mark.slow
