@@ -19,6 +19,9 @@ from .config import ConfigError, ModelConfig, load_config
 # The table is literal: nothing from model.yaml or the command line picks a module.
 VERBS: dict[str, tuple[str, str]] = {
     "validate": ("check model.yaml against the schema and its cross-field rules", "validate"),
+    "export": ("write the fast serving runtime from the trained model, with a parity check", "export"),
+    "serve": ("serve the model over HTTP (/predict, Open Inference Protocol v2, /metrics)", "serve"),
+    "container": ("build the serving image, or run it and call it (build | smoke)", "container"),
 }
 
 
