@@ -184,6 +184,8 @@ class App:
             predictor, reason = load_predictor(
                 self.model_dir, self.runtime_dir, self.config.serving.runtime, self.config.model.task
             )
+        except VersionMismatch:
+            raise
         except ModelLoadError as err:
             self.error = str(err)
             log.error("model not loaded, ready is false: %s", err)
