@@ -61,7 +61,7 @@ def run(config: ModelConfig, args: argparse.Namespace) -> int:
 
 def engine() -> Any:
     try:
-        import docker  # noqa: PLC0415 - dev extra; only this verb needs it
+        import docker
     except ImportError:
         raise ContainerError("the Docker SDK for Python is not installed (pip install docker, or make setup)") from None
     try:
@@ -73,7 +73,7 @@ def engine() -> Any:
 
 
 def _env_ca() -> Path | None:
-    import os  # noqa: PLC0415
+    import os
 
     value = os.environ.get("PIP_CERT")
     return Path(value) if value else None

@@ -180,13 +180,13 @@ def _sklearn_estimator(estimator: Any, name: str) -> tuple[dict[str, Any], list[
 
 
 def _load_keras(path: Path) -> Any:
-    import keras  # noqa: PLC0415 - export time only, never in the serving image
+    import keras
 
     return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 
 def _to_tflite(model: Any) -> bytes:
-    import tensorflow as tf  # noqa: PLC0415 - export time only
+    import tensorflow as tf
 
     with tempfile.TemporaryDirectory() as saved:
         model.export(saved, format="tf_saved_model", verbose=False)
@@ -195,7 +195,7 @@ def _to_tflite(model: Any) -> bytes:
 
 
 def _frame(columns: Mapping[str, Sequence[Any]]) -> Any:
-    import pandas as pd  # noqa: PLC0415 - export time only
+    import pandas as pd
 
     return pd.DataFrame({k: [np.nan if v is None else v for v in col] for k, col in columns.items()})
 
@@ -278,4 +278,3 @@ def parity(reference: Any, candidate: Predictor, columns: Mapping[str, Any], row
         "label_mismatches": mismatches,
         "passed": passed,
     }
-

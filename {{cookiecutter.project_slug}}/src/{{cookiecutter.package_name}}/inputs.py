@@ -109,7 +109,9 @@ class Contract:
             name = tensor.get("name")
             if name not in self.name_set:
                 raise RequestError(
-                    422, f"inputs[{i}].name", f"{describe(name)} is not a feature; expected one of " + ", ".join(self.names)
+                    422,
+                    f"inputs[{i}].name",
+                    f"{describe(name)} is not a feature; expected one of " + ", ".join(self.names),
                 )
             if name in by_name:
                 raise RequestError(422, f"inputs[{i}].name", f"{name!r} is given twice")

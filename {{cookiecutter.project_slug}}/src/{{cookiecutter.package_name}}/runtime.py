@@ -198,7 +198,7 @@ class TFLiteEstimator:
     """The Keras model converted to TFLite at export time, on ai-edge-litert (no TensorFlow at serving time)."""
 
     def __init__(self, path: Path, task: str) -> None:
-        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 - only TensorFlow models need it
+        from ai_edge_litert.interpreter import Interpreter
 
         self.interpreter = Interpreter(model_path=str(path), num_threads=1)
         self.input = self.interpreter.get_input_details()[0]["index"]
@@ -287,7 +287,7 @@ def native_predictor(model_dir: Path) -> Predictor:
 
 def _load_skops(path: Path) -> Any:
     """A skops file whose sha256 was verified against the artifact's metadata before this call."""
-    import skops.io as sio  # noqa: PLC0415 - sklearn models only
+    import skops.io as sio
 
     return sio.load(path, trusted=sio.get_untrusted_types(file=path))
 

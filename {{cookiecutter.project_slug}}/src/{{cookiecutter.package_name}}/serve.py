@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(config: ModelConfig, args: argparse.Namespace) -> int:
-    import uvicorn  # noqa: PLC0415 - only the server needs it
+    import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per worker: scale out with workers and replicas
@@ -103,7 +103,7 @@ class Metrics:
     """Prometheus metrics of one app; in multi-worker mode prometheus_client shares them through files."""
 
     def __init__(self, task: str) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics  # noqa: PLC0415
+        from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
         disable_created_metrics()  # the *_created series double the exposition and no dashboard reads them
         self.registry = CollectorRegistry(auto_describe=True)
@@ -136,10 +136,10 @@ class Metrics:
                 self.values.observe(value)
 
     def exposition(self) -> tuple[bytes, str]:
-        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest  # noqa: PLC0415
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
         if self.multiprocess:
-            from prometheus_client import multiprocess  # noqa: PLC0415
+            from prometheus_client import multiprocess
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
@@ -372,7 +372,9 @@ class App:
 
     def model_metadata(self) -> dict[str, Any]:
         features = self.contract.features
-        outputs = [{"name": "predictions", "datatype": "BYTES" if self.config.model.task == "classification" else "FP64"}]
+        outputs = [
+            {"name": "predictions", "datatype": "BYTES" if self.config.model.task == "classification" else "FP64"}
+        ]
         if self.predictor is not None and self.predictor.classes is not None:
             outputs.append({"name": "probabilities", "datatype": "FP64", "shape": [-1, len(self.predictor.classes)]})
         return {
@@ -386,7 +388,7 @@ class App:
                 "estimator": self.metadata.get("estimator", self.config.model.estimator),
                 "classes": None if self.predictor is None else self.predictor.classes,
                 "runtime": None if self.predictor is None else self.predictor.kind,
-                **{k: v for k, v in self.metadata.get("lineage", {}).items()},
+                **dict(self.metadata.get("lineage", {}).items()),
             },
         }
 
@@ -437,7 +439,9 @@ def _feature_datatype(feature: Mapping[str, Any]) -> str:
 def feature_schema(feature: Mapping[str, Any]) -> dict[str, Any]:
     """JSON Schema of one feature value, from the data contract."""
     kind = feature["type"]
-    schema: dict[str, Any] = {"type": {"number": "number", "integer": "integer", "boolean": "boolean"}.get(kind, "string")}
+    schema: dict[str, Any] = {
+        "type": {"number": "number", "integer": "integer", "boolean": "boolean"}.get(kind, "string")
+    }
     if kind == "category":
         schema["enum"] = list(feature.get("values") or [])
     if feature.get("min") is not None:

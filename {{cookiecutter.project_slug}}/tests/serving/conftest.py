@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def _standin() -> Any:
     """tests/serving/standin.py (the tests folder is not a package)."""
     spec = importlib.util.spec_from_file_location("serving_standin", Path(__file__).with_name("standin.py"))
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -74,7 +74,7 @@ def train(config: Any, out: Path, estimator: Any = None) -> Path:
         files["model.skops"] = out / "model.skops"
         sio.dump(pipeline, files["model.skops"])
     else:
-        import keras  # noqa: PLC0415 - tensorflow repos only
+        import keras
 
         keras.utils.set_random_seed(0)
         preprocess = column_transformer(config).fit(x)

@@ -66,7 +66,8 @@ def test_model_metadata_carries_version_and_lineage(client: TestClient, artifact
     lineage = json.loads((artifacts / "model" / "metadata.json").read_text())["lineage"]
     answer = client.get(f"/v2/models/{NAME}")
     body = answer.json()
-    assert body["name"] == NAME and body["versions"] == [CONFIG.metadata.version]
+    assert body["name"] == NAME
+    assert body["versions"] == [CONFIG.metadata.version]
     assert [i["name"] for i in body["inputs"]] == list(CONFIG.data.feature_names)
     assert body["parameters"]["git_sha"] == lineage["git_sha"]
     assert body["parameters"]["data_md5"] == lineage["data_md5"]
@@ -255,7 +256,9 @@ BAD: list[Case] = [
 ]
 if any(f.type == "integer" for f in CONFIG.data.features):
     whole = next(f for f in CONFIG.data.features if f.type == "integer")
-    BAD.append(("fraction for an integer", _json(with_value(whole.name, 1.5)), 422, f"instances[0].{whole.name}", "not whole"))
+    BAD.append(
+        ("fraction for an integer", _json(with_value(whole.name, 1.5)), 422, f"instances[0].{whole.name}", "not whole")
+    )
 
 
 @pytest.mark.parametrize(("case", "call", "status", "field", "reason"), BAD, ids=[c[0] for c in BAD])
@@ -272,7 +275,10 @@ def test_body_over_max_body_bytes(config: ModelConfig, artifacts: Path) -> None:
     with make_client(config, artifacts) as client:
         answer = client.post("/predict", content=b" " * (limit + 1), headers={"content-type": "application/json"})
         assert answer.status_code == 413
-        assert answer.json() == {"field": "body", "error": f"{limit + 1} bytes is over serving.max_body_bytes ({limit})"}
+        assert answer.json() == {
+            "field": "body",
+            "error": f"{limit + 1} bytes is over serving.max_body_bytes ({limit})",
+        }
         assert client.get("/v2/health/ready").status_code == 200  # and the server is still up
 
 
@@ -345,7 +351,8 @@ def test_corrupt_artifact_is_not_ready_and_predict_is_503(
         assert "sha256" in ready.json()["error"]
         answer = post(client, "/predict", {"instances": [ROW]})
         assert answer.status_code == 503
-        assert answer.json()["field"] == "model" and "sha256" in answer.json()["error"]
+        assert answer.json()["field"] == "model"
+        assert "sha256" in answer.json()["error"]
         assert client.get(f"/v2/models/{NAME}/ready").json()["ready"] is False
         assert client.get("/v2/health/live").status_code == 200
     assert f"{victim}: sha256" in caplog.text
