@@ -171,8 +171,21 @@ def build_servers(repo: Path, venv_python: Path, rows: list, workers: int, out: 
         ),
         Server(
             f"mlflow models serve ({workers} workers)",
-            [str(bin_dir / "mlflow"), "models", "serve", "-m", str(mlflow_dir), "--env-manager", "local",
-             "-h", "127.0.0.1", "-p", str(mlf), "-w", str(workers)],
+            [
+                str(bin_dir / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                str(mlflow_dir),
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(mlf),
+                "-w",
+                str(workers),
+            ],
             f"http://127.0.0.1:{mlf}/ping",
             f"http://127.0.0.1:{mlf}/invocations",
             {"1": json.dumps({"dataframe_records": one}), "100": json.dumps({"dataframe_records": hundred})},
@@ -207,7 +220,11 @@ def measure(server: Server, args: argparse.Namespace) -> dict[str, object]:
     env = {**os.environ, **server.env}
     started = time.monotonic()
     process = subprocess.Popen(
-        server.command, cwd=server.cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        server.command,
+        cwd=server.cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         start_new_session=True,
     )
     try:
@@ -263,8 +280,19 @@ def run_wrk(url: str, body: str, args: argparse.Namespace) -> dict[str, float]:
         f'wrk.body = io.open("{args.out / "body.json"}"):read("*a")\n'
     )
     output = subprocess.run(
-        ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency", "-s", str(script), url],
-        text=True, capture_output=True, check=True,
+        [
+            "wrk",
+            f"-t{args.threads}",
+            f"-c{args.connections}",
+            f"-d{args.duration}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        text=True,
+        capture_output=True,
+        check=True,
     ).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {
@@ -298,7 +326,8 @@ def tree_rss(pid: int) -> dict[int, int]:
 
 def table(results: list[dict[str, object]], args: argparse.Namespace) -> str:
     head = (
-        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s on loopback, {os.cpu_count()} CPUs shared with wrk\n\n"
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s on loopback, "
+        f"{os.cpu_count()} CPUs shared with wrk\n\n"
         "| server | 1-row req/s | 1-row p50 / p99 ms | 100-row rows/s | 100-row p50 / p99 ms | ready s | RSS total / "
         "largest process MiB | non-2xx |\n|---|---|---|---|---|---|---|---|\n"
     )
