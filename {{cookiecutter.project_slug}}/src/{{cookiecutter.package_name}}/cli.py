@@ -43,9 +43,11 @@ def _module(name: str) -> types.ModuleType:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    run: Callable[[ModelConfig, argparse.Namespace], int] = _module(args.module).run
+    module = _module(args.module)
+    run: Callable[[ModelConfig, argparse.Namespace], int] = module.run
     try:
-        config = load_config(args.config)
+        # A stage that never reads the data file (serve: the image has none) sets NEEDS_DATA = False.
+        config = load_config(args.config, require_data=getattr(module, "NEEDS_DATA", True))
         return run(config, args)
     except ConfigError as err:
         for problem in err.problems:

@@ -33,6 +33,7 @@ from .runtime import (
 
 log = logging.getLogger(__name__)
 
+NEEDS_DATA = False  # the serving image carries model.yaml and the artifact, not the data
 MODEL_DIR = Path("artifacts/model")
 RUNTIME_DIR = Path("artifacts/runtime")
 # The worker processes of `uvicorn --workers N` rebuild the app from these (set by `serve` itself).
@@ -95,7 +96,7 @@ def preflight(config: ModelConfig, model_dir: Path, runtime_dir: Path) -> None:
 def create_app() -> App:
     """The factory uvicorn workers call (workers > 1)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = load_config(os.environ[ENV_CONFIG])
+    config = load_config(os.environ[ENV_CONFIG], require_data=False)
     return App(config, Path(os.environ[ENV_MODEL_DIR]), Path(os.environ[ENV_RUNTIME_DIR]))
 
 
