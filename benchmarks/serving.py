@@ -62,7 +62,7 @@ def main() -> int:
     servers = build_servers(repo, venv_python, rows, args.workers, args.out)
     results = []
     for server in servers:
-        if server.name.split(" ")[0] in args.only:
+        if server.name.split(" ")[0].lower() in args.only:
             results.append(measure(server, args))
             print(json.dumps(results[-1]), file=sys.stderr)
     print(table(results, args))
@@ -129,7 +129,7 @@ def build_servers(repo: Path, venv_python: Path, rows: list, workers: int, out: 
         pipe = sio.load({str(model_file)!r}, trusted=sio.get_untrusted_types(file={str(model_file)!r}))
         frame = pd.DataFrame(json.loads({json.dumps(json.dumps(rows[:5]))}))
         mlflow.sklearn.save_model(pipe, {str(mlflow_dir)!r}, signature=infer_signature(frame, pipe.predict(frame)),
-                                  pyfunc_predict_fn="predict_proba")
+                                  pyfunc_predict_fn="predict_proba", serialization_format="cloudpickle")
         """
     )
     run(venv_python, "-c", save)

@@ -72,9 +72,12 @@ class Contract:
         for i, row in enumerate(rows):
             if type(row) is not dict or row.keys() != name_set:
                 self._row_problem(i, row)
-        columns = {name: [row[name] for row in rows] for name in names}
+        columns: dict[str, Any] = {name: [row[name] for row in rows] for name in names}
         for feature in self.features:
-            self._check_column(feature, columns[feature["name"]], lambda i, n=feature["name"]: f"instances[{i}].{n}")
+            name = feature["name"]
+            checked = self._check_column(feature, columns[name], lambda i, n=name: f"instances[{i}].{n}")
+            if checked is not None:
+                columns[name] = checked
         return columns, len(rows)
 
     def _row_problem(self, i: int, row: Any) -> None:
@@ -119,7 +122,7 @@ class Contract:
         missing = [n for n in self.names if n not in by_name]
         if missing:
             raise RequestError(422, "inputs", f"has no tensor for feature {missing[0]!r}; every feature is required")
-        columns: dict[str, list[Any]] = {}
+        columns: dict[str, Any] = {}
         rows = -1
         for feature in self.features:
             i, tensor = by_name[feature["name"]]
@@ -129,8 +132,8 @@ class Contract:
                 rows = len(data)
             elif len(data) != rows:
                 raise RequestError(422, f"inputs[{i}].shape", f"has {len(data)} rows; other inputs have {rows}")
-            self._check_column(feature, data, lambda j, i=i: f"inputs[{i}].data[{j}]")
-            columns[feature["name"]] = data
+            checked = self._check_column(feature, data, lambda j, i=i: f"inputs[{i}].data[{j}]")
+            columns[feature["name"]] = data if checked is None else checked
         return columns, rows
 
     def _tensor_data(self, feature: Mapping[str, Any], i: int, tensor: Mapping[str, Any]) -> list[Any]:
@@ -159,27 +162,34 @@ class Contract:
 
     # ---- values ----
 
-    def _check_column(self, feature: Mapping[str, Any], column: list[Any], field: Callable[[int], str]) -> None:
+    def _check_column(
+        self, feature: Mapping[str, Any], column: list[Any], field: Callable[[int], str]
+    ) -> np.ndarray | None:
+        """Raise RequestError for the first bad value; return a complete numeric column as float64 (reused)."""
         kind = feature["type"]
         if kind in ("number", "integer"):
-            self._check_numbers(feature, column, field)
-        elif kind == "category":
+            return self._check_numbers(feature, column, field)
+        if kind == "category":
             if not self._allowed[feature["name"]].issuperset(column):
                 self._category_problem(feature, column, field)
         elif not all(type(v) is bool or (v is None and feature.get("nullable")) for v in column):
             bad = next(j for j, v in enumerate(column) if type(v) is not bool)
             raise RequestError(422, field(bad), self._null_or(feature, column[bad], "true or false"))
+        return None
 
-    def _check_numbers(self, feature: Mapping[str, Any], column: list[Any], field: Callable[[int], str]) -> None:
+    def _check_numbers(
+        self, feature: Mapping[str, Any], column: list[Any], field: Callable[[int], str]
+    ) -> np.ndarray | None:
         kinds = set(map(type, column))
         expected = "an integer" if feature["type"] == "integer" else "a number"
-        if not kinds <= _NUMBER_TYPES:
+        complete = kinds <= _NUMBER_TYPES
+        if not complete:
             for j, v in enumerate(column):
                 if type(v) not in _NUMBER_TYPES and not (v is None and feature.get("nullable")):
                     raise RequestError(422, field(j), self._null_or(feature, v, expected))
             values = [v for v in column if v is not None]
             if not values:
-                return
+                return None
         else:
             values = column
         array = np.asarray(values, dtype=np.float64)
@@ -196,6 +206,7 @@ class Contract:
         if high is not None and array.max() > high:
             j = _first_index(column, lambda v: v is not None and v > high)
             raise RequestError(422, field(j), f"{column[j]!r} is above the maximum {high} of the data contract")
+        return array if complete else None
 
     def _category_problem(self, feature: Mapping[str, Any], column: list[Any], field: Callable[[int], str]) -> None:
         allowed = self._allowed[feature["name"]]

@@ -131,7 +131,9 @@ class Preprocessor:
                     block["columns"], block["fill"], block["lookups"], block["offsets"], strict=True
                 ):
                     for row, value in enumerate(columns[name]):
-                        index = lookup.get(_key(fill if value is None else value))
+                        index = lookup.get(value)  # validated strings hit at once; others go through _key
+                        if index is None:
+                            index = lookup.get(_key(fill if value is None else value))
                         if index is not None:  # unknown category: all zeros, as handle_unknown='ignore'
                             out[row, offset + index] = 1.0
         return out

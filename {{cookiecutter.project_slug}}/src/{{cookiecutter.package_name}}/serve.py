@@ -123,6 +123,22 @@ class Metrics:
                 "prediction_value", "Predicted values", buckets=_value_buckets(), registry=r
             )  # a fixed, wide log-spaced scale: the target's unit is unknown here
         self.task = task
+        self._children: dict[tuple[str, int], tuple[Any, Any, Any]] = {}
+
+    def observe_request(self, route: str, status: int, seconds: float) -> None:
+        children = self._children.get((route, status))
+        if children is None:  # labels() costs a lock and a dict lookup per call: resolve each series once
+            code = str(status)
+            children = (
+                self.requests.labels(route, code),
+                self.errors.labels(route, code) if status >= 400 else None,
+                self.latency.labels(route),
+            )
+            self._children[(route, status)] = children
+        children[0].inc()
+        if children[1] is not None:
+            children[1].inc()
+        children[2].observe(seconds)
 
     def observe_predictions(self, predictions: list[Any]) -> None:
         self.rows.observe(len(predictions))
@@ -253,11 +269,7 @@ class App:
             log.exception("unhandled error on %s %s", method, path)
             status = 500
             await self.respond(send, status, {"error": "internal error; see the server log", "field": None})
-        m = self.metrics
-        m.requests.labels(route, str(status)).inc()
-        if status >= 400:
-            m.errors.labels(route, str(status)).inc()
-        m.latency.labels(route).observe(time.perf_counter() - start)
+        self.metrics.observe_request(route, status, time.perf_counter() - start)
 
     def route(self, method: str, path: str) -> tuple[str, Callable[[Any], tuple[int, Any]]]:
         gets: dict[str, Callable[[Any], tuple[int, Any]]] = {
