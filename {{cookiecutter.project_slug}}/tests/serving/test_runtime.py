@@ -1,0 +1,112 @@
+"""The exported runtime: the numpy preprocessing equals the fitted ColumnTransformer bit for bit; the server
+process itself starts with several workers, sums their metrics and exits cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+
+from {{ cookiecutter.package_name }}.config import ConfigError, ModelConfig, load_config
+from {{ cookiecutter.package_name }}.export import describe_column_transformer, parity_rows
+from {{ cookiecutter.package_name }}.runtime import MANIFEST, Preprocessor
+
+from .conftest import ROOT, example_rows
+
+
+def _load(path: Path) -> Any:
+    return sio.load(path, trusted=sio.get_untrusted_types(file=path))
+
+
+def test_numpy_preprocessing_is_bitwise_equal(config: ModelConfig, artifacts: Path) -> None:
+    model_dir = artifacts / "model"
+    fitted = (
+        _load(model_dir / "model.skops").named_steps["preprocess"]
+        if config.model.framework == "sklearn"
+        else _load(model_dir / "preprocess.skops")
+    )
+    columns, rows = parity_rows(config, [{"name": f.name, "type": f.type} for f in config.data.features])
+    frame = pd.DataFrame({k: [np.nan if v is None else v for v in col] for k, col in columns.items()})
+    expected = np.asarray(fitted.transform(frame), dtype=np.float64)
+    got = Preprocessor(describe_column_transformer(fitted)).transform(columns, rows)
+    assert got.shape == expected.shape
+    assert np.array_equal(got, expected)  # exact, NaNs imputed and unseen categories included
+
+
+def test_export_records_a_passed_parity_check(artifacts: Path) -> None:
+    manifest = json.loads((artifacts / "runtime" / MANIFEST).read_text())
+    assert manifest["parity"]["passed"] is True
+    assert manifest["parity"]["label_mismatches"] == 0
+    assert manifest["parity"]["max_difference"] <= manifest["parity"]["tolerance"]
+    assert manifest["parity"]["rows"] > 100
+    assert "numpy" in manifest["library_versions"]
+
+
+def test_serving_needs_model_yaml_but_not_the_data(tmp_path: Path) -> None:
+    for part in ("model.yaml", "schemas"):
+        source = ROOT / part
+        (tmp_path / part).symlink_to(source, target_is_directory=source.is_dir())
+    assert load_config(tmp_path / "model.yaml", require_data=False).metadata.name
+    with pytest.raises(ConfigError, match=r"\$\.data\.path: .* does not exist"):
+        load_config(tmp_path / "model.yaml")
+
+
+@pytest.mark.slow
+def test_server_process_with_two_workers_drains_and_exits_on_sigterm(artifacts: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "--config", str(ROOT / "model.yaml"), "serve"]
+    command += ["--port", str(port), "--workers", "2", "--model-dir", str(artifacts / "model")]
+    command += ["--runtime-dir", str(artifacts / "runtime")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base + "/v2/health/ready", server)
+        body = json.dumps({"instances": example_rows(load_config(ROOT / "model.yaml"), 2)}).encode()
+        for _ in range(6):
+            request = urllib.request.Request(base + "/predict", body, {"content-type": "application/json"})
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                assert answer.status == 200
+        with urllib.request.urlopen(base + "/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+        total = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith('http_requests_total{route="/predict",status="200"}')
+        )
+        assert total == 6  # summed over both workers
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=30)
+        log = server.stderr.read() if server.stderr else ""
+    assert code == 0, log
+    assert "Finished server process" in log
+
+
+def _wait_ready(url: str, server: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert server.poll() is None, server.stderr.read() if server.stderr else ""
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} not ready in 60s")
