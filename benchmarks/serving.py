@@ -188,7 +188,7 @@ def build_servers(repo: Path, venv_python: Path, rows: list, workers: int, out: 
             ],
             f"http://127.0.0.1:{mlf}/ping",
             f"http://127.0.0.1:{mlf}/invocations",
-            {"1": json.dumps({"dataframe_records": one}), "100": json.dumps({"dataframe_records": hundred})},
+            {"1": json.dumps({"inputs": one}), "100": json.dumps({"inputs": hundred})},
             env={"PATH": f"{bin_dir}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1"},
         ),
         Server(
