@@ -327,7 +327,7 @@ def tree_rss(pid: int) -> dict[int, int]:
 def table(results: list[dict[str, object]], args: argparse.Namespace) -> str:
     head = (
         f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s on loopback, "
-        f"{os.cpu_count()} CPUs shared with wrk\n\n"
+        f"{os.cpu_count()} CPUs shared with wrk, load average {os.getloadavg()[0]:.1f} at the end\n\n"
         "| server | 1-row req/s | 1-row p50 / p99 ms | 100-row rows/s | 100-row p50 / p99 ms | ready s | RSS total / "
         "largest process MiB | non-2xx |\n|---|---|---|---|---|---|---|---|\n"
     )
