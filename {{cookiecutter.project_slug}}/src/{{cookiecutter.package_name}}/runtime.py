@@ -269,14 +269,11 @@ def native_predictor(model_dir: Path) -> Predictor:
         pandas = importlib.import_module("pandas")
     except ImportError as err:
         raise ModelLoadError(f"serving.runtime native needs {err.name} (the training extras), not installed") from None
+    _check_artifact_versions(artifact, model_dir)
     try:
-        artifact.check_library_versions(artifact.load_metadata(model_dir))
         native = artifact.load_predictor(model_dir)
     except artifact.ArtifactError as err:
-        message = str(err)
-        if "version" in message:
-            raise VersionMismatch(message) from None
-        raise ModelLoadError(message) from None
+        raise ModelLoadError(str(err)) from None
 
     def predict_columns(columns: Mapping[str, Sequence[Any]], rows: int) -> tuple[list[Any], np.ndarray | None]:
         del rows
@@ -322,7 +319,18 @@ def check_runtime_versions(model_dir: Path, runtime_dir: Path, mode: str) -> Non
     except ImportError:
         return  # reported as not ready when the native model is loaded
     try:
-        artifact.check_library_versions(artifact.load_metadata(model_dir))
+        _check_artifact_versions(artifact, model_dir)
+    except ModelLoadError:
+        return  # reported as not ready when the model is loaded
+
+
+def _check_artifact_versions(artifact: Any, model_dir: Path) -> None:
+    """The trained artifact's own checks: files (ModelLoadError), then library versions (VersionMismatch)."""
+    try:
+        metadata = artifact.load_metadata(model_dir)
     except artifact.ArtifactError as err:
-        if "version" in str(err):
-            raise VersionMismatch(str(err)) from None
+        raise ModelLoadError(str(err)) from None
+    try:
+        artifact.check_library_versions(metadata)
+    except artifact.ArtifactError as err:
+        raise VersionMismatch(f"{err}; install the locked requirements or retrain") from None
