@@ -82,13 +82,15 @@ def test_server_process_with_two_workers_drains_and_exits_on_sigterm(artifacts: 
             request = urllib.request.Request(base + "/predict", body, {"content-type": "application/json"})
             with urllib.request.urlopen(request, timeout=5) as answer:
                 assert answer.status == 200
-        with urllib.request.urlopen(base + "/metrics", timeout=5) as answer:
-            text = answer.read().decode()
-        total = sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith('http_requests_total{route="/predict",status="200"}')
-        )
+        deadline, total = time.monotonic() + 5, 0.0
+        while total != 6 and time.monotonic() < deadline:  # a worker counts a request after answering it
+            with urllib.request.urlopen(base + "/metrics", timeout=5) as answer:
+                text = answer.read().decode()
+            total = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith('http_requests_total{route="/predict",status="200"}')
+            )
         assert total == 6  # summed over both workers
     finally:
         server.send_signal(signal.SIGTERM)
