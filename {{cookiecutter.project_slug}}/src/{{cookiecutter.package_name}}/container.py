@@ -48,11 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(config: ModelConfig, args: argparse.Namespace) -> int:
     tag = args.tag or f"{config.metadata.name}:{config.metadata.version}"
     try:
-        client = engine()
         if args.action == "build":
-            build(client, config, tag, args.base_image, args.build_ca or _env_ca())
+            check_artifacts(config)  # before the engine: a missing model is the likelier problem
+            build(engine(), config, tag, args.base_image, args.build_ca or _env_ca())
         else:
-            smoke(client, config, tag, args.timeout)
+            smoke(engine(), config, tag, args.timeout)
     except ContainerError as err:
         print(f"container {args.action}: {err}", file=sys.stderr)
         return 1
@@ -98,12 +98,16 @@ def build_args(config: ModelConfig, base_image: str | None) -> dict[str, str]:
     return args
 
 
-def build(client: Any, config: ModelConfig, tag: str, base_image: str | None, ca: Path | None) -> None:
+def check_artifacts(config: ModelConfig) -> None:
+    """The image carries the trained artifact and the exported runtime: both must be there and intact."""
     try:
         read_verified(config.path(MODEL_DIR), "metadata.json")
         read_verified(config.path(RUNTIME_DIR), MANIFEST, allow_empty=True)
     except ModelLoadError as err:
         raise ContainerError(f"{err}; run the pipeline (train, export) before building the image") from None
+
+
+def build(client: Any, config: ModelConfig, tag: str, base_image: str | None, ca: Path | None) -> None:
     ca_copy = config.path(CA_IN_CONTEXT)
     if ca is not None:
         if not ca.is_file():

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 import skops.io as sio
 
+from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config import ConfigError, ModelConfig, load_config
 from {{ cookiecutter.package_name }}.export import describe_column_transformer, parity_rows
 from {{ cookiecutter.package_name }}.runtime import MANIFEST, Preprocessor
@@ -112,3 +113,13 @@ def _wait_ready(url: str, server: subprocess.Popen[str]) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError(f"{url} not ready in 60s")
+
+
+def test_container_build_without_a_trained_model_says_what_to_run(
+    scratch_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", str(scratch_repo / "model.yaml"), "container", "build"]) == 1
+    err = capsys.readouterr().err
+    assert "container build: " in err
+    assert "metadata.json is missing" in err
+    assert "run the pipeline (train, export) before building the image" in err
