@@ -23,6 +23,8 @@ import orjson
 from .config import ModelConfig, load_config
 from .inputs import Contract, RequestError
 from .runtime import (
+    BATCHED_KINDS,
+    MicroBatcher,
     ModelLoadError,
     Predictor,
     VersionMismatch,
@@ -178,6 +180,7 @@ class App:
         self.version = config.metadata.version
         self.max_body = config.serving.max_body_bytes
         self.predictor: Predictor | None = None
+        self.batcher: MicroBatcher | None = None
         self.error: str | None = "the model is not loaded yet"
         self.metadata: dict[str, Any] = {}
         self.contract = Contract([_contract(f) for f in config.data.features], config.serving.max_batch_rows)
@@ -211,11 +214,23 @@ class App:
             self.error = f"{type(err).__name__}: {err}"
             log.exception("model not loaded, ready is false")
             return
-        self.metadata, self.predictor, self.error = metadata, predictor, None
+        self.metadata, self.error = metadata, None
+        self.use(predictor)
         self.contract = Contract(metadata["features"], self.config.serving.max_batch_rows)
         self.version = str(metadata.get("version", self.version))
         self._set_headers(metadata.get("lineage", {}))
         log.info("serving %s %s with the %s predictor (%s)", self.name, self.version, predictor.kind, reason)
+
+    def use(self, predictor: Predictor) -> None:
+        """Serve this predictor; slow-per-call ones through a micro-batcher."""
+        self.predictor = predictor
+        batched = predictor.kind in BATCHED_KINDS
+        self.batcher = MicroBatcher(predictor, self.config.serving.max_batch_rows) if batched else None
+
+    async def _predict_columns(self, predictor: Predictor, columns: Any, rows: int) -> Any:
+        if self.batcher is not None:
+            return await self.batcher.predict_columns(columns, rows)
+        return predictor.predict_columns(columns, rows)
 
     def _set_headers(self, lineage: Mapping[str, Any]) -> None:
         self.headers = [
@@ -258,7 +273,7 @@ class App:
             route, handler = self.route(method, path)
             if method == "POST":
                 body = await self.read_json(scope, receive)
-                status, payload = handler(body)
+                status, payload = await handler(body)
             else:
                 status, payload = handler(None)
             await self.respond(send, status, payload)
@@ -271,8 +286,8 @@ class App:
             await self.respond(send, status, {"error": "internal error; see the server log", "field": None})
         self.metrics.observe_request(route, status, time.perf_counter() - start)
 
-    def route(self, method: str, path: str) -> tuple[str, Callable[[Any], tuple[int, Any]]]:
-        gets: dict[str, Callable[[Any], tuple[int, Any]]] = {
+    def route(self, method: str, path: str) -> tuple[str, Callable[[Any], Any]]:
+        gets: dict[str, Callable[[Any], Any]] = {
             "/v2/health/live": lambda _: (200, {"live": True}),
             "/v2/health/ready": lambda _: self.ready_answer({}),
             "/v2": lambda _: (200, {"name": __package__, "version": self.version, "extensions": []}),
@@ -302,7 +317,7 @@ class App:
         raise RequestError(404, "path", f"{path!r} is not a route; see /openapi.json")
 
     @staticmethod
-    def _method(route: str, method: str, allowed: str, handler: Callable[[Any], tuple[int, Any]]) -> Any:
+    def _method(route: str, method: str, allowed: str, handler: Callable[[Any], Any]) -> Any:
         if method != allowed and not (allowed == "GET" and method == "HEAD"):
             raise RequestError(405, "method", f"{method} is not allowed on {route}; use {allowed}")
         return route, handler
@@ -357,10 +372,10 @@ class App:
             raise RequestError(503, "model", f"the model is not ready: {self.error}")
         return self.predictor
 
-    def predict(self, body: Any) -> tuple[int, Any]:
+    async def predict(self, body: Any) -> tuple[int, Any]:
         predictor = self._predictor()
         columns, rows = self.contract.instances(body)
-        predictions, proba = predictor.predict_columns(columns, rows)
+        predictions, proba = await self._predict_columns(predictor, columns, rows)
         self.metrics.observe_predictions(predictions)
         answer: dict[str, Any] = {"model": self.name, "model_version": self.version, "predictions": predictions}
         if proba is not None and predictor.classes is not None:
@@ -368,10 +383,10 @@ class App:
             answer["probabilities"] = [dict(zip(classes, row, strict=True)) for row in proba.tolist()]
         return 200, answer
 
-    def infer(self, body: Any) -> tuple[int, Any]:
+    async def infer(self, body: Any) -> tuple[int, Any]:
         predictor = self._predictor()
         columns, rows = self.contract.inference_inputs(body)
-        predictions, proba = predictor.predict_columns(columns, rows)
+        predictions, proba = await self._predict_columns(predictor, columns, rows)
         self.metrics.observe_predictions(predictions)
         outputs = [{"name": "predictions", "shape": [rows], "datatype": _datatype(predictions), "data": predictions}]
         if proba is not None:

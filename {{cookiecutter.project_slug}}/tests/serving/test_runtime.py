@@ -3,6 +3,7 @@ process itself starts with several workers, sums their metrics and exits cleanly
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -23,7 +24,8 @@ import skops.io as sio
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config import ConfigError, ModelConfig, load_config
 from {{ cookiecutter.package_name }}.export import describe_column_transformer, parity_rows
-from {{ cookiecutter.package_name }}.runtime import MANIFEST, Preprocessor
+from {{ cookiecutter.package_name }}.runtime import MANIFEST, Predictor, Preprocessor
+from {{ cookiecutter.package_name }}.serve import App
 
 from .conftest import ROOT, example_rows
 
@@ -123,3 +125,50 @@ def test_container_build_without_a_trained_model_says_what_to_run(
     assert "container build: " in err
     assert "metadata.json is missing" in err
     assert "run the pipeline (train, export) before building the image" in err
+
+
+def test_concurrent_requests_to_a_slow_predictor_share_one_model_call(config: ModelConfig, artifacts: Path) -> None:
+    app = App(config, artifacts / "model", artifacts / "runtime")
+    app.load()
+    real = app.predictor
+    assert real is not None
+    calls: list[int] = []
+
+    def counting(columns: Any, rows: int) -> Any:
+        calls.append(rows)
+        return real.predict_columns(columns, rows)
+
+    app.use(Predictor("native", real.classes, counting))  # as slow per call as the native Pipeline: batched
+    sizes = [1, 3, 1, 5, 2, 1, 4, 1]
+    requests = [example_rows(config, k) for k in sizes]
+
+    async def call(rows: list[dict[str, Any]]) -> tuple[int, Any]:
+        body = json.dumps({"instances": rows}).encode()
+        sent: list[dict[str, Any]] = []
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/predict",
+            "headers": [(b"content-type", b"application/json")],
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+        return sent[0]["status"], json.loads(sent[1]["body"])
+
+    async def burst() -> list[tuple[int, Any]]:
+        return await asyncio.gather(*(call(rows) for rows in requests))
+
+    answers = asyncio.run(burst())
+    assert calls == [sum(sizes)]  # one model call for the whole burst
+    for rows, (status, body) in zip(requests, answers, strict=True):
+        assert status == 200
+        columns = {name: [row[name] for row in rows] for name in rows[0]}
+        alone, _ = real.predict_columns(columns, len(rows))
+        expected = pytest.approx(alone) if isinstance(alone[0], float) else alone
+        assert body["predictions"] == expected
