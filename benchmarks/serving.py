@@ -88,10 +88,7 @@ def prepare_repo(out: Path) -> Path:
     shutil.rmtree(out / "repo", ignore_errors=True)
     repo = Path(cookiecutter(str(ROOT), no_input=True, output_dir=str(out / "repo")))
     env = {"PYTHONPATH": str(repo / "src")}
-    if (repo / "src" / PACKAGE / "train.py").exists():
-        run(sys.executable, "-m", PACKAGE, "train", cwd=repo, env=env)
-    else:
-        run(sys.executable, "tests/serving/standin.py", cwd=repo, env=env)
+    run(sys.executable, "-m", PACKAGE, "train", cwd=repo, env=env)
     print(run(sys.executable, "-m", PACKAGE, "export", cwd=repo, env=env).strip(), file=sys.stderr)
     return repo
 

@@ -48,10 +48,7 @@ def docker_client() -> object:
 @pytest.mark.parametrize("variant", ["sklearn-classification", "tensorflow-classification"])
 def test_image_builds_runs_and_answers(docker_client: object, variant: str, tmp_path: Path) -> None:
     repo = bake(tmp_path, **VARIANTS[variant])
-    if (repo / "src" / PACKAGE / "train.py").exists():
-        run(repo, "python", "-m", PACKAGE, "train", timeout=900)
-    else:  # until the training stage lands: the serving tests' trainer writes the same artifact layout
-        run(repo, "python", "tests/serving/standin.py")
+    run(repo, "python", "-m", PACKAGE, "train", timeout=900)
     exported = run(repo, "python", "-m", PACKAGE, "export")
     assert "parity on" in exported.stdout
     assert "passed" in exported.stdout

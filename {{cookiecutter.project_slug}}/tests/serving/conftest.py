@@ -1,8 +1,7 @@
-"""A trained artifact and its exported runtime (once per session), and a client of the app serving them."""
+"""A trained artifact (the real `train` stage) and its exported runtime, once per session; a client of the app."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,21 +10,12 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config import ModelConfig, load_config
 from {{ cookiecutter.package_name }}.export import export
 from {{ cookiecutter.package_name }}.serve import App
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _standin() -> Any:
-    """tests/serving/standin.py (the tests folder is not a package)."""
-    spec = importlib.util.spec_from_file_location("serving_standin", Path(__file__).with_name("standin.py"))
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +27,7 @@ def config() -> ModelConfig:
 def artifacts(config: ModelConfig, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """artifacts/model (the training contract's layout) and artifacts/runtime, in a temporary folder."""
     out = tmp_path_factory.mktemp("artifacts")
-    _standin().train(config, out / "model")
+    assert main(["--config", str(ROOT / "model.yaml"), "train", "--out", str(out / "model")]) == 0
     manifest = export(config, out / "model", out / "runtime")
     assert manifest["parity"]["passed"], manifest["parity"]
     return out

@@ -4,6 +4,7 @@ process itself starts with several workers, sums their metrics and exits cleanly
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -19,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import skops.io as sio
 
+from {{ cookiecutter.package_name }}.artifact import load_skops
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config import ConfigError, ModelConfig, load_config
 from {{ cookiecutter.package_name }}.export import describe_column_transformer, parity_rows
@@ -30,16 +31,12 @@ from {{ cookiecutter.package_name }}.serve import App
 from .conftest import ROOT, example_rows
 
 
-def _load(path: Path) -> Any:
-    return sio.load(path, trusted=sio.get_untrusted_types(file=path))
-
-
 def test_numpy_preprocessing_is_bitwise_equal(config: ModelConfig, artifacts: Path) -> None:
     model_dir = artifacts / "model"
     fitted = (
-        _load(model_dir / "model.skops").named_steps["preprocess"]
+        load_skops(model_dir / "model.skops").named_steps["preprocess"]
         if config.model.framework == "sklearn"
-        else _load(model_dir / "preprocess.skops")
+        else load_skops(model_dir / "preprocess.skops")
     )
     columns, rows = parity_rows(config, [{"name": f.name, "type": f.type} for f in config.data.features])
     frame = pd.DataFrame({k: [np.nan if v is None else v for v in col] for k, col in columns.items()})
@@ -172,3 +169,34 @@ def test_concurrent_requests_to_a_slow_predictor_share_one_model_call(config: Mo
         alone, _ = real.predict_columns(columns, len(rows))
         expected = pytest.approx(alone) if isinstance(alone[0], float) else alone
         assert body["predictions"] == expected
+
+
+def test_native_runtime_and_the_fallback_from_a_failed_parity_check(config: ModelConfig, artifact_copy: Path) -> None:
+    rows = example_rows(config, 6)
+    columns = {name: [row[name] for row in rows] for name in rows[0]}
+    exported = App(config, artifact_copy / "model", artifact_copy / "runtime")
+    exported.load()
+    native_config = dataclasses.replace(config, serving=dataclasses.replace(config.serving, runtime="native"))
+    native = App(native_config, artifact_copy / "model", artifact_copy / "runtime")
+    native.load()
+    manifest_path = artifact_copy / "runtime" / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest["parity"]["passed"] = False
+    manifest_path.write_text(json.dumps(manifest))
+    fallback = App(config, artifact_copy / "model", artifact_copy / "runtime")
+    fallback.load()
+    assert exported.predictor is not None
+    assert exported.predictor.kind.startswith("exported:")
+    assert native.predictor is not None
+    assert native.predictor.kind == "native"
+    assert fallback.predictor is not None
+    assert fallback.predictor.kind == "native"  # auto never serves a runtime whose parity check failed
+    want, want_proba = exported.predictor.predict_columns(columns, len(rows))
+    for app in (native, fallback):
+        assert app.predictor is not None
+        got, got_proba = app.predictor.predict_columns(columns, len(rows))
+        if config.model.task == "regression":
+            np.testing.assert_allclose(got, want, rtol=1e-5)
+        else:
+            assert got == want
+            np.testing.assert_allclose(got_proba, want_proba, rtol=1e-5, atol=1e-6)

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from {{ cookiecutter.package_name }}.artifact import load_predictor as load_artifact_predictor
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config import ModelConfig, load_config
 from {{ cookiecutter.package_name }}.runtime import MANIFEST, VersionMismatch
@@ -389,25 +390,8 @@ def proba_classes(artifacts: Path) -> list[Any]:
 
 
 def reference_predictions(model_dir: Path, rows: list[dict[str, Any]]) -> tuple[list[Any], np.ndarray]:
-    """The trained model itself, on a DataFrame, as training would call it."""
+    """The trained model itself (artifact.load_predictor, a DataFrame through the fitted Pipeline or Keras)."""
     import pandas as pd
-    import skops.io as sio
 
-    frame = pd.DataFrame(rows)
-
-    def load(name: str) -> Any:
-        path = model_dir / name
-        return sio.load(path, trusted=sio.get_untrusted_types(file=path))
-
-    if CONFIG.model.framework == "sklearn":
-        pipeline = load("model.skops")
-        if CLASSIFICATION:
-            return pipeline.predict(frame).tolist(), pipeline.predict_proba(frame)
-        return pipeline.predict(frame).tolist(), np.empty(0)
-    import keras
-
-    model = keras.saving.load_model(model_dir / "model.keras")
-    y = np.asarray(model.predict(load("preprocess.skops").transform(frame).astype("float32"), verbose=0), float)
-    if CLASSIFICATION:
-        return [proba_classes(model_dir.parent)[i] for i in y.argmax(axis=1)], y
-    return y.ravel().tolist(), np.empty(0)
+    predictions, proba = load_artifact_predictor(model_dir).predict_frame(pd.DataFrame(rows))
+    return np.asarray(predictions).tolist(), np.empty(0) if proba is None else proba
