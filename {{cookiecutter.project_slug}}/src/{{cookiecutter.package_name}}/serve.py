@@ -119,7 +119,7 @@ class Metrics:
         )
         self.rows = Histogram("prediction_batch_rows", "Rows per prediction request", buckets=ROW_BUCKETS, registry=r)
         if task == "classification":
-            self.classes = Counter("predictions", "Predicted rows by class", ["class_"], registry=r)
+            self.classes = Counter("predictions", "Predicted rows by class", ["class"], registry=r)
         else:
             self.values = Histogram(
                 "prediction_value", "Predicted values", buckets=_value_buckets(), registry=r
