@@ -19,6 +19,7 @@ from .config import ConfigError, ModelConfig, load_config
 # The table is literal: nothing from model.yaml or the command line picks a module.
 VERBS: dict[str, tuple[str, str]] = {
     "validate": ("check model.yaml against the schema and its cross-field rules", "validate"),
+    "monitor": ("drift and live-quality report from prediction logs", "monitor"),
 }
 
 
