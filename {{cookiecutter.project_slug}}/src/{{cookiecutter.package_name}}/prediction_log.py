@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,9 @@ class PredictionLogger:
         self._rng = rng or random.Random()  # noqa: S311 - sampling, not security
         self._thread: threading.Thread | None = None
         self._fd: int | None = None
+        # Called with a row count; the server points them at Prometheus counters (they work across workers).
+        self.on_write: Callable[[int], None] | None = None
+        self.on_drop: Callable[[int], None] | None = None
 
     @classmethod
     def from_config(cls, config: ModelConfig, model_version: str | None = None, **kwargs: Any) -> PredictionLogger:
@@ -129,32 +132,43 @@ class PredictionLogger:
     def log(
         self,
         request_id: str,
-        rows: Sequence[Mapping[str, Any]],
+        columns: Mapping[str, Sequence[Any]],
         predictions: Sequence[Any],
-        probabilities: Sequence[Mapping[str, float]] | None = None,
+        probabilities: Any = None,
+        classes: Sequence[Any] | None = None,
     ) -> int:
-        """Queue the sampled rows of one request without blocking; return how many were queued."""
+        """Queue the sampled rows of one request without blocking; return how many were queued.
+
+        ``columns`` maps each feature to its values (the server's validated request); ``probabilities`` is one row
+        per prediction, either a ``{class: p}`` mapping or a sequence aligned with ``classes``.
+        """
         if not self.enabled or self._thread is None:
             return 0
-        rate, rng, fields = self.sample_rate, self._rng, self.fields
-        picked = [i for i in range(len(rows)) if rate >= 1.0 or rng.random() < rate]
+        rate, rng = self.sample_rate, self._rng
+        picked = range(len(predictions)) if rate >= 1.0 else [i for i in range(len(predictions)) if rng.random() < rate]
         if not picked:
             return 0
+        kept = [(name, columns[name]) for name in self.fields if name in columns]
         sample = [
             (
                 i,
-                {name: rows[i][name] for name in fields if name in rows[i]},
+                {name: values[i] for name, values in kept},
                 predictions[i],
-                probabilities[i] if probabilities is not None else None,
+                None if probabilities is None else probabilities[i],
             )
             for i in picked
         ]
         try:
-            self._queue.put_nowait((time.time(), request_id, sample))
+            self._queue.put_nowait((time.time(), request_id, sample, classes))
         except queue.Full:
-            self.dropped += len(sample)
+            self._dropped(len(sample))
             return 0
         return len(sample)
+
+    def _dropped(self, count: int) -> None:
+        self.dropped += count
+        if self.on_drop is not None:
+            self.on_drop(count)
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued (up to ``timeout`` seconds), then stop the thread and close the file."""
@@ -190,7 +204,9 @@ class PredictionLogger:
             if lines:
                 self._write(b"".join(lines), len(lines))
 
-    def _lines(self, ts: float, request_id: str, sample: list[tuple[Any, ...]]) -> list[bytes]:
+    def _lines(
+        self, ts: float, request_id: str, sample: list[tuple[Any, ...]], classes: Sequence[Any] | None
+    ) -> list[bytes]:
         stamp = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         return [
             _dumps(
@@ -201,7 +217,7 @@ class PredictionLogger:
                     "model_version": self.model_version,
                     "features": features,
                     "prediction": prediction,
-                    "probabilities": proba,
+                    "probabilities": _by_class(proba, classes),
                 }
             )
             + b"\n"
@@ -215,68 +231,75 @@ class PredictionLogger:
             while view:
                 view = view[os.write(self._fd, view) :]
         except OSError as err:
-            self.dropped += count
+            self._dropped(count)
             print(f"prediction log: write failed ({err.strerror}); {count} rows dropped", file=sys.stderr)
             return
         self.logged += count
+        if self.on_write is not None:
+            self.on_write(count)
+
+
+def _by_class(proba: Any, classes: Sequence[Any] | None) -> Any:
+    if proba is None or classes is None:
+        return proba
+    values = proba.tolist() if hasattr(proba, "tolist") else list(proba)
+    return {str(c): p for c, p in zip(classes, values, strict=True)}
 
 
 class TrafficMetrics:
-    """Drift-relevant Prometheus counters: nulls and unknown categories per feature, predictions, log health.
+    """Drift-relevant Prometheus counters beside the server's own: per feature, the nulls in accepted rows and the
+    values the data contract rejected (unknown category, out of range, wrong type, null); and the log's health.
 
-    Counts are summed per request and added once per feature, so the cost is one pass over the rows.
+    Plain counters, so they also work in prometheus_client's multi-process mode (uvicorn workers).
     """
 
-    def __init__(self, config: ModelConfig, registry: Any, logger: PredictionLogger | None = None) -> None:
-        from prometheus_client import Counter, Histogram
-        from prometheus_client.core import CounterMetricFamily
-        from prometheus_client.registry import Collector
+    REJECTIONS = (
+        ("is not a known category", "unknown_category"),
+        ("is below the minimum", "out_of_range"),
+        ("is above the maximum", "out_of_range"),
+        ("is null", "null"),
+    )
 
-        self._features = tuple(config.data.features)
-        self._known = {f.name: frozenset(f.values) for f in self._features if f.type == "category" and f.values}
-        rows = Counter("model_feature_rows", "Rows seen per feature (denominator of the rates)", registry=registry)
-        nulls = Counter("model_feature_nulls", "Null values per feature", ["feature"], registry=registry)
-        unknown = Counter(
-            "model_feature_unknown_categories", "Values outside the declared categories", ["feature"], registry=registry
+    def __init__(self, config: ModelConfig, registry: Any) -> None:
+        from prometheus_client import Counter
+
+        self.features = tuple(f.name for f in config.data.features)
+        self.nullable = tuple(f.name for f in config.data.features if f.nullable)
+        self.rows = Counter(
+            "feature_rows", "Rows accepted for prediction (denominator of the rates)", registry=registry
         )
-        self._rows = rows
-        self._nulls = {f.name: nulls.labels(feature=f.name) for f in self._features}
-        self._unknown = {name: unknown.labels(feature=name) for name in self._known}
-        self._classification = config.model.task == "classification"
-        if self._classification:
-            self._classes = Counter("model_predictions", "Predictions per class", ["class"], registry=registry)
-        else:
-            self._values = Histogram("model_prediction_value", "Predicted values", registry=registry)
+        nulls = Counter("feature_nulls", "Null values in accepted rows, per feature", ["feature"], registry=registry)
+        self.nulls = {name: nulls.labels(name) for name in self.nullable}
+        self.rejected = Counter(
+            "feature_rejections",
+            "Requests refused because of a feature's value, by reason",
+            ["feature", "reason"],
+            registry=registry,
+        )
+        self.log_rows = Counter("prediction_log_rows", "Rows written to the prediction log", registry=registry)
+        self.log_dropped = Counter(
+            "prediction_log_dropped_rows",
+            "Rows not logged: the log queue was full or a write failed",
+            registry=registry,
+        )
 
-        class LogHealth(Collector):
-            def collect(self) -> Any:
-                logged = CounterMetricFamily("model_prediction_log_rows", "Rows written to the prediction log")
-                dropped = CounterMetricFamily("model_prediction_log_dropped", "Rows dropped: log queue full")
-                logged.add_metric([], logger.logged if logger else 0)
-                dropped.add_metric([], logger.dropped if logger else 0)
-                return [logged, dropped]
+    def attach(self, logger: PredictionLogger) -> PredictionLogger:
+        logger.on_write = self.log_rows.inc
+        logger.on_drop = self.log_dropped.inc
+        return logger
 
-        registry.register(LogHealth())
-
-    def observe(self, rows: Sequence[Mapping[str, Any]], predictions: Sequence[Any]) -> None:
-        self._rows.inc(len(rows))
-        for feature in self._features:
-            name = feature.name
-            known = self._known.get(name)
-            nulls = unknown = 0
-            for row in rows:
-                value = row.get(name)
-                if value is None or value == "" or value != value:  # value != value: NaN
-                    nulls += 1
-                elif known is not None and str(value) not in known:
-                    unknown += 1
+    def observe(self, columns: Mapping[str, Sequence[Any]], rows: int) -> None:
+        """An accepted request: one pass over the nullable columns only (the others cannot hold nulls)."""
+        self.rows.inc(rows)
+        for name in self.nullable:
+            nulls = sum(1 for value in columns.get(name, ()) if value is None)
             if nulls:
-                self._nulls[name].inc(nulls)
-            if unknown:
-                self._unknown[name].inc(unknown)
-        if self._classification:
-            for prediction in predictions:
-                self._classes.labels(**{"class": str(prediction)}).inc()
-        else:
-            for prediction in predictions:
-                self._values.observe(float(prediction))
+                self.nulls[name].inc(nulls)
+
+    def reject(self, field: str, reason: str) -> None:
+        """A refused request: count it against the feature its error names (``instances[3].size_band``)."""
+        feature = field.rsplit(".", 1)[-1]
+        if feature not in self.features:
+            return
+        kind = next((kind for text, kind in self.REJECTIONS if text in reason), "type")
+        self.rejected.labels(feature, kind).inc()

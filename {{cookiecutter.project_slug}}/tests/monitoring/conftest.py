@@ -89,7 +89,7 @@ class Traffic:
                 chunk = frame.iloc[start : start + batch]
                 predictions, probabilities = self.predict(chunk)
                 request_id = f"req-{start}"
-                logger.log(request_id, rows(chunk), predictions, probabilities)
+                logger.log(request_id, self.columns(chunk), predictions, probabilities)
                 keys += [(request_id, i) for i in range(len(chunk))]
         assert logger.dropped == 0
         return keys
@@ -110,25 +110,7 @@ class Traffic:
         out.to_csv(path, index=False)
         return path
 
-    def shift(self, frame: pd.DataFrame, column: str, by_std: float) -> pd.DataFrame:
-        out = frame.copy()
-        out[column] = out[column] + by_std * self.data[column].std()
-        return out
-
-    def replace(self, frame: pd.DataFrame, column: str, share: float, value: Any) -> pd.DataFrame:
-        """Set ``share`` of the rows of ``column`` to ``value`` (a new category, or None for nulls)."""
-        out = frame.copy()
-        picked = np.random.default_rng(3).random(len(out)) < share
-        out[column] = out[column].astype(object)
-        out.loc[picked, column] = value
-        return out
-
-
-def rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as a client sends them: JSON values, missing as null."""
-    return json.loads(frame.to_json(orient="records"))
-
-
-@pytest.fixture(scope="session")
+    @staticmethod
+    @pytest.fixture(scope="session")
 def traffic(config: ModelConfig, data: pd.DataFrame, predict: Predict) -> Traffic:
     return Traffic(config, data, predict)
