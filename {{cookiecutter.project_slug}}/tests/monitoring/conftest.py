@@ -111,6 +111,25 @@ class Traffic:
         return path
 
     @staticmethod
-    @pytest.fixture(scope="session")
+    def columns(frame: pd.DataFrame) -> dict[str, list[Any]]:
+        """Columns as the server hands them to the logger: JSON values, missing as null."""
+        rows = json.loads(frame.to_json(orient="records"))
+        return {name: [row[name] for row in rows] for name in frame.columns}
+
+    def shift(self, frame: pd.DataFrame, column: str, by_std: float) -> pd.DataFrame:
+        out = frame.copy()
+        out[column] = out[column] + by_std * self.data[column].std()
+        return out
+
+    def replace(self, frame: pd.DataFrame, column: str, share: float, value: Any) -> pd.DataFrame:
+        """Set ``share`` of the rows of ``column`` to ``value`` (a new category, or None for nulls)."""
+        out = frame.copy()
+        picked = np.random.default_rng(3).random(len(out)) < share
+        out[column] = out[column].astype(object)
+        out.loc[picked, column] = value
+        return out
+
+
+@pytest.fixture(scope="session")
 def traffic(config: ModelConfig, data: pd.DataFrame, predict: Predict) -> Traffic:
     return Traffic(config, data, predict)
