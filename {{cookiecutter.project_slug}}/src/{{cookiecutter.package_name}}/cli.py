@@ -19,6 +19,11 @@ from .config import ConfigError, ModelConfig, load_config
 # The table is literal: nothing from model.yaml or the command line picks a module.
 VERBS: dict[str, tuple[str, str]] = {
     "validate": ("check model.yaml against the schema and its cross-field rules", "validate"),
+    "check-data": ("check the data file against the data contract in model.yaml", "data"),
+    "train": ("check the data, fit the model, save the artifact to artifacts/model", "train"),
+    "evaluate": ("score the artifact on the test split: metrics.json, slice metrics, plots", "evaluate"),
+    "gate": ("decide the gates (absolute, against the champion, per slice): gate_report.json", "gates"),
+    "report": ("write report.md (PR comment, job summary) and model_card.md", "report"),
     "monitor": ("drift and live-quality report from prediction logs", "monitor"),
 }
 

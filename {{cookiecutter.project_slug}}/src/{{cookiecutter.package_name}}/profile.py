@@ -185,3 +185,15 @@ def load_profile(path: Path) -> dict[str, Any]:
     if not isinstance(profile, dict) or profile.get("format") != PROFILE_FORMAT or "features" not in profile:
         raise ProfileError(f"{path} is not a format-{PROFILE_FORMAT} reference profile; re-run `train`")
     return profile
+
+
+def write_training_profile(config: ModelConfig, model_dir: Path, rows: Any) -> Path:
+    """Profile the training rows and the saved model's predictions on them; write it beside the model."""
+    from .artifact import load_predictor
+
+    predictor = load_predictor(model_dir, check_versions=False)
+    predictions, proba = predictor.predict_frame(rows)
+    classes = None if predictor.classes is None else [str(c) for c in predictor.classes]
+    probabilities = None if proba is None or classes is None else [dict(zip(classes, p)) for p in proba.tolist()]
+    profile = build_profile(config, rows, np.asarray(predictions).tolist(), probabilities, classes)
+    return write_profile(profile, model_dir)
