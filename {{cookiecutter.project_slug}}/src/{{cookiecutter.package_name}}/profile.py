@@ -194,6 +194,8 @@ def write_training_profile(config: ModelConfig, model_dir: Path, rows: Any) -> P
     predictor = load_predictor(model_dir, check_versions=False)
     predictions, proba = predictor.predict_frame(rows)
     classes = None if predictor.classes is None else [str(c) for c in predictor.classes]
-    probabilities = None if proba is None or classes is None else [dict(zip(classes, p)) for p in proba.tolist()]
+    probabilities = None
+    if proba is not None and classes is not None:
+        probabilities = [dict(zip(classes, p, strict=True)) for p in proba.tolist()]
     profile = build_profile(config, rows, np.asarray(predictions).tolist(), probabilities, classes)
     return write_profile(profile, model_dir)

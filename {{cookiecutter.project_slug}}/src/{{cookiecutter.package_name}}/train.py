@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .artifact import save_artifact
-from .profile import write_training_profile
 from .config import ModelConfig
 from .data import DataError, check, file_md5, format_table, label, read_frame, split
 from .features import build_preprocessor, model_frame
+from .profile import write_training_profile
 
 if TYPE_CHECKING:
     import pandas as pd
