@@ -89,6 +89,7 @@ class PredictionLogger:
         self._queue: deque[tuple[Any, ...]] = deque()  # append and popleft are atomic: no lock per request
         self._queue_size = queue_size
         self._stop = threading.Event()
+        self._second, self._second_text = -1, ""
         self._rng = rng or random.Random()  # noqa: S311 - sampling, not security
         self._thread: threading.Thread | None = None
         self._fd: int | None = None
@@ -202,7 +203,7 @@ class PredictionLogger:
     def _lines(
         self, ts: float, request_id: str, sample: list[tuple[Any, ...]], classes: Sequence[Any] | None
     ) -> list[bytes]:
-        stamp = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        stamp = self._stamp(ts)
         return [
             _dumps(
                 {
@@ -218,6 +219,14 @@ class PredictionLogger:
             + b"\n"
             for row, features, prediction, proba in sample
         ]
+
+    def _stamp(self, ts: float) -> str:
+        """ISO 8601 UTC with milliseconds; the seconds part is formatted once per second, not once per row."""
+        second = int(ts)
+        if second != self._second:
+            self._second = second
+            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._second_text}.{int((ts - second) * 1000):03d}Z"
 
     def _write(self, data: bytes, count: int) -> None:
         assert self._fd is not None
