@@ -62,7 +62,8 @@ def run(config: ModelConfig, args: argparse.Namespace) -> int:
         logs = args.logs or _default_logs(config)
         profile = _load(config.path(args.profile or DEFAULT_PROFILE))
         records, skipped = read_logs(logs)
-        labels = read_labels(args.labels, config.data.target) if args.labels else None
+        numeric = config.model.task == "regression"
+        labels = read_labels(args.labels, config.data.target, numeric) if args.labels else None
     except InputError as err:
         print(f"monitor: {err}", file=sys.stderr)
         return 2
@@ -127,6 +128,7 @@ def is_record(value: Any) -> bool:
         and isinstance(value.get("request_id"), str)
         and isinstance(value.get("features"), dict)
         and "prediction" in value
+        and type(value.get("row", 0)) is int
     )
 
 
@@ -155,7 +157,7 @@ def read_logs(path: Path) -> tuple[list[dict[str, Any]], int]:
     return records, skipped
 
 
-def read_labels(path: Path, target: str) -> dict[tuple[str, int], Any]:
+def read_labels(path: Path, target: str, numeric: bool = False) -> dict[tuple[str, int], Any]:
     """(request_id, row) -> label, from a CSV or JSONL file with request_id, an optional row and the target."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -180,6 +182,13 @@ def read_labels(path: Path, target: str) -> dict[tuple[str, int], Any]:
         except (TypeError, ValueError):
             raise InputError(f"--labels {path}: record {i} has row {row.get('row')!r}; expected an integer") from None
         labels[key] = row[column]
+        if numeric:
+            try:
+                labels[key] = float(row[column])
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"--labels {path}: record {i} has {target} {row[column]!r}; expected a number"
+                ) from None
     return labels
 
 

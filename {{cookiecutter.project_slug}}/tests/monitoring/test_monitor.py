@@ -10,6 +10,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config import ModelConfig
+from {{ cookiecutter.package_name }}.monitor import InputError, read_labels
 
 ROWS = 600
 
@@ -111,6 +112,7 @@ def test_reads_a_folder_of_logs_mixed_with_server_output(config, traffic, profil
         ("missing_profile", "cannot read the reference profile"),
         ("bad_profile", "is not a format-1 reference profile"),
         ("bad_labels", "lacks request_id or"),
+        ("bad_label_row", "has row 'x'; expected an integer"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(
@@ -127,8 +129,11 @@ def test_bad_input_exits_2_with_one_line(
     elif case == "bad_profile":
         profile = tmp_path / "profile.json"
         profile.write_text('{"format": 99}')
-    else:
+    elif case == "bad_labels":
         (tmp_path / "labels.csv").write_text("id,label\n1,benign\n")
+        extra = ["--labels", str(tmp_path / "labels.csv")]
+    else:
+        (tmp_path / "labels.csv").write_text(f"request_id,row,{config.data.target}\nreq-0,x,1\n")
         extra = ["--labels", str(tmp_path / "labels.csv")]
     assert monitor(config, profile, logs, tmp_path / "out", *extra) == 2
     err = capsys.readouterr().err
@@ -145,3 +150,11 @@ def test_show_settings_prints_workflow_outputs(config, capsys) -> None:
         f"on_alarm={config.monitoring.on_alarm}",
         f"data_dvc={config.data.path}.dvc",
     ]
+
+
+def test_a_regression_label_that_is_no_number_is_bad_input(tmp_path: Path) -> None:
+    (tmp_path / "labels.jsonl").write_text('{"request_id": "r", "row": 0, "label": "high"}\n')
+    with pytest.raises(InputError, match=r"record 1 has progression 'high'; expected a number$"):
+        read_labels(tmp_path / "labels.jsonl", "progression", numeric=True)
+    (tmp_path / "labels.csv").write_text("request_id,progression\nr,151\n")
+    assert read_labels(tmp_path / "labels.csv", "progression", numeric=True) == {("r", 0): 151.0}
