@@ -84,7 +84,7 @@ def in_process(repo: Path, configs: dict[str, Path]) -> dict[str, float]:
     off and on (alternating blocks, median), and PredictionLogger.log() alone."""
     code = textwrap.dedent(
         f"""
-        import json, statistics, sys, tempfile, time
+        import asyncio, json, statistics, sys, tempfile, time
         from pathlib import Path
         from {PACKAGE}.config import load_config
         from {PACKAGE}.prediction_log import PredictionLogger
@@ -98,12 +98,17 @@ def in_process(repo: Path, configs: dict[str, Path]) -> dict[str, float]:
             app.prediction_log.start()
             apps[name] = app
         blocks = {{name: [] for name in apps}}
+
+        async def block(app):
+            start = time.perf_counter()
+            for _ in range(2000):
+                await app.predict(body, "r")
+            return (time.perf_counter() - start) / 2000 * 1e6
+
+        loop = asyncio.new_event_loop()
         for _ in range(15):
             for name, app in apps.items():
-                start = time.perf_counter()
-                for _ in range(2000):
-                    app.predict(body, "r")
-                blocks[name].append((time.perf_counter() - start) / 2000 * 1e6)
+                blocks[name].append(loop.run_until_complete(block(app)))
         out = {{f"handler_{{name}}": statistics.median(times) for name, times in blocks.items()}}
         for app in apps.values():
             app.prediction_log.close()

@@ -13,26 +13,26 @@ import yaml
 
 from {{ cookiecutter.package_name }}.prediction_log import TrafficMetrics
 
-# The serving module's own metrics (serve.Metrics) beside the drift counters of prediction_log.TrafficMetrics.
-SERVER_METRICS = {
-    "http_requests_total",
-    "http_errors_total",
-    "http_request_duration_seconds_bucket",
-    "prediction_batch_rows_bucket",
-    "predictions_total",
-    "prediction_value_bucket",
-}
-PROMQL_WORDS = {"sum", "by", "rate", "on", "group_left", "ignoring", "abs", "histogram_quantile", "offset", "job", "le"}
-
 
 def exposed(config) -> set[str]:
+    """Every series name /metrics can carry: the server's own metrics (both tasks) and the drift counters."""
     from prometheus_client import CollectorRegistry
 
-    registry = CollectorRegistry()
-    TrafficMetrics(config, registry)
-    names = {sample.name for family in registry.collect() for sample in family.samples}
-    names |= {f"{family.name}_total" for family in registry.collect() if family.type == "counter"}
-    return names | SERVER_METRICS
+    from {{ cookiecutter.package_name }}.serve import Metrics
+
+    registries = [Metrics(task).registry for task in ("classification", "regression")]
+    registries.append(CollectorRegistry())
+    TrafficMetrics(config, registries[-1])
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+    return {
+        family.name + suffix
+        for registry in registries
+        for family in registry.collect()
+        for suffix in suffixes.get(family.type, ("",))
+    }
+
+
+PROMQL_WORDS = set(["sum", "by", "rate", "on", "group_left", "ignoring", "abs", "histogram_quantile", "offset", "job", "le", "class"])
 
 
 def referenced(expr: str) -> set[str]:
