@@ -32,12 +32,13 @@ def exposed(config) -> set[str]:
     }
 
 
-PROMQL_WORDS = set(["sum", "by", "rate", "on", "group_left", "ignoring", "abs", "histogram_quantile", "offset", "job", "le", "class"])
+PROMQL_WORDS = {"sum", "by", "rate", "on", "group_left", "ignoring", "abs", "histogram_quantile", "offset"}
+LABELS = {"job", "le", "class"}
 
 
 def referenced(expr: str) -> set[str]:
     """Metric names in a PromQL expression: identifiers followed by { or [ (labels and ranges)."""
-    return set(re.findall(r"([a-z_][a-z0-9_]*)\s*[{\[]", expr)) - PROMQL_WORDS
+    return set(re.findall(r"([a-z_][a-z0-9_]*)\s*[{\[]", expr)) - PROMQL_WORDS - LABELS
 
 
 def alert_rules(repo_root: Path) -> list[dict]:
