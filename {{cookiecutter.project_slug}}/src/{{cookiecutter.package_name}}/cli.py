@@ -27,6 +27,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "export": ("write the fast serving runtime from the trained model, with a parity check", "export"),
     "serve": ("serve the model over HTTP (/predict, Open Inference Protocol v2, /metrics)", "serve"),
     "container": ("build the serving image, or run it and call it (build | smoke)", "container"),
+    "monitor": ("drift and live-quality report from prediction logs", "monitor"),
 }
 
 

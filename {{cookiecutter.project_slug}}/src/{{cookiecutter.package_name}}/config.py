@@ -252,6 +252,8 @@ class Monitoring:
     max_null_rate_increase: float = 0.05
     min_rows: int = 200
     log_location: str = ""
+    bins: int = 10
+    on_alarm: Literal["issue", "retrain-pr"] = "issue"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import orjson
 
 from .config import ModelConfig, load_config
 from .inputs import Contract, RequestError
+from .prediction_log import PredictionLogError, PredictionLogger, TrafficMetrics, request_id
 from .runtime import (
     BATCHED_KINDS,
     MicroBatcher,
@@ -185,6 +186,8 @@ class App:
         self.metadata: dict[str, Any] = {}
         self.contract = Contract([_contract(f) for f in config.data.features], config.serving.max_batch_rows)
         self.metrics = Metrics(config.model.task)
+        self.traffic = TrafficMetrics(config, self.metrics.registry)
+        self.prediction_log = self.traffic.attach(PredictionLogger.from_config(config))
         self.headers: list[tuple[bytes, bytes]] = []
         self._set_headers({})
 
@@ -255,13 +258,16 @@ class App:
             if message["type"] == "lifespan.startup":
                 try:
                     self.load()
-                except VersionMismatch as err:
+                    self.prediction_log.model_version = self.version
+                    self.prediction_log.start()  # here, not in __init__: after uvicorn forked the worker
+                except (VersionMismatch, PredictionLogError) as err:
                     log.error("refusing to start: %s", err)
                     await send({"type": "lifespan.startup.failed", "message": str(err)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 log.info("shutting down (in-flight requests were answered)")
+                self.prediction_log.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -269,24 +275,26 @@ class App:
         start = time.perf_counter()
         method, path = scope["method"], scope["path"]
         route = "unmatched"  # raw paths would make one metric series per URL a client invents
+        rid = request_id(next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None))
         try:
             route, handler = self.route(method, path)
             if method == "POST":
                 body = await self.read_json(scope, receive)
-                status, payload = await handler(body)
+                status, payload = await handler(body, rid)
             else:
                 status, payload = handler(None)
-            await self.respond(send, status, payload)
+            await self.respond(send, status, payload, rid)
         except RequestError as err:
             status = err.status
-            await self.respond(send, status, {"error": err.reason, "field": err.field})
+            self.traffic.reject(err.field, err.reason)
+            await self.respond(send, status, {"error": err.reason, "field": err.field}, rid)
         except Exception:  # a bug of ours, never the client's: answer 500 and keep serving
             log.exception("unhandled error on %s %s", method, path)
             status = 500
-            await self.respond(send, status, {"error": "internal error; see the server log", "field": None})
+            await self.respond(send, status, {"error": "internal error; see the server log", "field": None}, rid)
         self.metrics.observe_request(route, status, time.perf_counter() - start)
 
-    def route(self, method: str, path: str) -> tuple[str, Callable[[Any], Any]]:
+    def route(self, method: str, path: str) -> tuple[str, Callable[..., Any]]:
         gets: dict[str, Callable[[Any], Any]] = {
             "/v2/health/live": lambda _: (200, {"live": True}),
             "/v2/health/ready": lambda _: self.ready_answer({}),
@@ -350,8 +358,8 @@ class App:
         except orjson.JSONDecodeError as err:
             raise RequestError(400, "body", f"is not valid JSON ({err})") from None
 
-    async def respond(self, send: Send, status: int, payload: Any) -> None:
-        headers = self.headers
+    async def respond(self, send: Send, status: int, payload: Any, rid: str = "") -> None:
+        headers = [*self.headers, (b"x-request-id", rid.encode())] if rid else self.headers
         if isinstance(payload, Metrics):
             body, content_type = payload.exposition()
             headers = [(b"content-type", content_type.encode()), *headers[1:]]
@@ -372,22 +380,26 @@ class App:
             raise RequestError(503, "model", f"the model is not ready: {self.error}")
         return self.predictor
 
-    async def predict(self, body: Any) -> tuple[int, Any]:
+    async def predict(self, body: Any, rid: str = "") -> tuple[int, Any]:
         predictor = self._predictor()
         columns, rows = self.contract.instances(body)
         predictions, proba = await self._predict_columns(predictor, columns, rows)
         self.metrics.observe_predictions(predictions)
+        self.traffic.observe(columns, rows)
+        self.prediction_log.log(rid, columns, predictions, proba, predictor.classes)
         answer: dict[str, Any] = {"model": self.name, "model_version": self.version, "predictions": predictions}
         if proba is not None and predictor.classes is not None:
             classes = [str(c) for c in predictor.classes]
             answer["probabilities"] = [dict(zip(classes, row, strict=True)) for row in proba.tolist()]
         return 200, answer
 
-    async def infer(self, body: Any) -> tuple[int, Any]:
+    async def infer(self, body: Any, rid: str = "") -> tuple[int, Any]:
         predictor = self._predictor()
         columns, rows = self.contract.inference_inputs(body)
         predictions, proba = await self._predict_columns(predictor, columns, rows)
         self.metrics.observe_predictions(predictions)
+        self.traffic.observe(columns, rows)
+        self.prediction_log.log(rid, columns, predictions, proba, predictor.classes)
         outputs = [{"name": "predictions", "shape": [rows], "datatype": _datatype(predictions), "data": predictions}]
         if proba is not None:
             outputs.append(

@@ -18,6 +18,7 @@ from .config import ModelConfig
 from .data import DataError, check, format_table, label, read_frame, split
 from .features import build_preprocessor, model_frame
 from .lineage import lineage
+from .profile import write_training_profile
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -107,6 +108,7 @@ def run(config: ModelConfig, args: argparse.Namespace) -> int:
             preprocess=preprocess,
             keras_model=keras_model,
         )
+    write_training_profile(config, out, train_rows)  # the monitor's reference, versioned with the model
     print(f"train: saved {args.out} in {time.perf_counter() - started:.1f}s")
     return 0
 
