@@ -17,6 +17,7 @@ from typing import Any
 
 from .config import ModelConfig
 from .promote import PromoteError, check_digest
+from .release_check import gate_verdict
 
 GIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 
@@ -65,7 +66,7 @@ def build(config: ModelConfig, git_sha: str, gate_report: dict[str, Any], digest
         "git_sha": git_sha,
         "model_yaml_sha256": config.source_sha256,
         "data_sha256": file_sha256(config.path(config.data.path)),
-        "verdict": gate_report.get("verdict"),
+        "verdict": gate_verdict(gate_report),
         "gate_report": gate_report,
     }
 

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(config: ModelConfig, args: argparse.Namespace) -> int:
-    document: dict[str, Any] = {}
+    document: dict[str, Any] | None = None
     try:
         problems = [*tag_problems(args.tag, config.metadata.version)]
         if args.gate_report is not None:
@@ -53,7 +53,8 @@ def run(config: ModelConfig, args: argparse.Namespace) -> int:
     if problems:
         return 1
     if args.github_output:
-        outputs = {"version": config.metadata.version, "image": document.get("image"), "digest": document.get("digest")}
+        found = document or {}
+        outputs = {"version": config.metadata.version, "image": found.get("image"), "digest": found.get("digest")}
         with args.github_output.open("a") as stream:
             stream.writelines(f"{key}={value}\n" for key, value in outputs.items() if value)
     checked = "tag" if args.gate_report is None else "tag and gate report"
@@ -72,11 +73,12 @@ def tag_problems(tag: str, version: str) -> list[str]:
     return []
 
 
-def load_report(path: Path) -> dict[str, Any]:
+def load_report(path: Path) -> dict[str, Any] | None:
+    """The report, or None when there is none (the commit never passed CI on main)."""
     try:
         document = json.loads(path.read_text())
     except FileNotFoundError:
-        return {}
+        return None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise BadInput(f"--gate-report: {path} is not readable JSON ({err}); expected a gate_report.json") from None
     if not isinstance(document, dict):
@@ -84,8 +86,8 @@ def load_report(path: Path) -> dict[str, Any]:
     return document
 
 
-def report_problems(document: dict[str, Any], path: Path, commit: str | None) -> list[str]:
-    if not document:
+def report_problems(document: dict[str, Any] | None, path: Path, commit: str | None) -> list[str]:
+    if document is None:
         return [f"no gate report at {path}: this commit never passed CI on main; tag a commit whose gates passed"]
     problems = []
     if "gate_report" in document:  # a provenance document: the report plus what it was measured on
@@ -95,13 +97,25 @@ def report_problems(document: dict[str, Any], path: Path, commit: str | None) ->
         document = document["gate_report"]
         if not isinstance(document, dict):
             raise BadInput(f"--gate-report: {path}: gate_report is not an object; expected the gate report")
-    verdict = str(document.get("verdict", "")).lower()
-    if verdict in FAILED:
+    verdict = gate_verdict(document)
+    if verdict == "fail":
         failed = ", ".join(failed_gates(document)) or "see the report"
         problems.append(f"gates failed on this commit ({failed}): it cannot be released; fix the model or override")
-    elif verdict not in PASSED:
-        raise BadInput(f"--gate-report: {path}: verdict {verdict or 'missing'!r}; expected one of pass, fail")
+    elif verdict is None:
+        found = document.get("verdict", document.get("passed", "missing"))
+        raise BadInput(f"--gate-report: {path}: verdict {found!r}; expected verdict pass/fail or passed true/false")
     return problems
+
+
+def gate_verdict(report: dict[str, Any]) -> str | None:
+    """'pass' or 'fail' from a gate report's top-level `verdict` (or its `passed` flag); None when it has neither."""
+    verdict = str(report.get("verdict", "")).lower()
+    if verdict in PASSED:
+        return "pass"
+    if verdict in FAILED:
+        return "fail"
+    passed = report.get("passed")
+    return None if not isinstance(passed, bool) else "pass" if passed else "fail"
 
 
 def failed_gates(report: dict[str, Any]) -> list[str]:

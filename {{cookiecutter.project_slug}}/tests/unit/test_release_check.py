@@ -49,17 +49,17 @@ def test_malformed_tag_is_bad_input(repo_root: Path, tag: str, capsys: pytest.Ca
     )
 
 
-@pytest.mark.parametrize("verdict", ["pass", "overridden"])
-def test_passed_or_overridden_report_passes(repo_root: Path, version: str, tmp_path: Path, verdict: str) -> None:
-    report = write(tmp_path / "gate_report.json", {"verdict": verdict, "gates": []})
+@pytest.mark.parametrize("report", [{"verdict": "pass"}, {"verdict": "overridden"}, {"passed": True, "gates": []}])
+def test_passed_or_overridden_report_passes(repo_root: Path, version: str, tmp_path: Path, report: dict) -> None:
+    report = write(tmp_path / "gate_report.json", report)
     assert check(repo_root, "--tag", f"v{version}", "--gate-report", str(report)) == 0
 
 
 def test_failed_gates_stop_the_release_and_are_named(
     repo_root: Path, version: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    gates = [{"id": "roc_auc-min", "passed": True}, {"id": "recall-min", "passed": False}]
-    report = write(tmp_path / "gate_report.json", {"verdict": "fail", "gates": gates})
+    gates = [{"id": "roc_auc-min", "verdict": "pass"}, {"id": "recall-min", "verdict": "fail"}]
+    report = write(tmp_path / "gate_report.json", {"passed": False, "gates": gates})
     assert check(repo_root, "--tag", f"v{version}", "--gate-report", str(report)) == 1
     assert "gates failed on this commit (recall-min): it cannot be released" in capsys.readouterr().err
 
@@ -85,8 +85,9 @@ def test_wrong_tag_and_failed_gates_are_both_reported(
     [
         ("{not json", "is not readable JSON"),
         ("[1, 2]", "holds a list; expected a JSON object"),
-        ('{"verdict": "maybe"}', "verdict 'maybe'; expected one of pass, fail"),
-        ("{}", "verdict 'missing'; expected one of pass, fail"),
+        ('{"verdict": "maybe"}', "verdict 'maybe'; expected verdict pass/fail or passed true/false"),
+        ('{"passed": "yes"}', "verdict 'yes'; expected verdict pass/fail or passed true/false"),
+        ("{}", "verdict 'missing'; expected verdict pass/fail or passed true/false"),
     ],
 )
 def test_malformed_report_is_bad_input(
@@ -94,8 +95,6 @@ def test_malformed_report_is_bad_input(
 ) -> None:
     report = tmp_path / "gate_report.json"
     report.write_text(content)
-    if content == "{}":  # an empty object is read as "no report"; a report without a verdict needs some content
-        report.write_text('{"gates": []}')
     assert check(repo_root, "--tag", f"v{version}", "--gate-report", str(report)) == 2
     assert message in capsys.readouterr().err
 
