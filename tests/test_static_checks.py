@@ -34,7 +34,11 @@ PINS = {
     "google-github-actions/auth": ("7c6bc770dae815cd3e89ee6cdf493a5fab2cc093", "v3.0.0"),
     "azure/login": ("f5d393ae46f8fde4be8b75f32e3fc50e654ad0ca", "v3.0.1"),
 }
-CLOUD_AUTH = {"s3": "aws-actions/configure-aws-credentials", "gcs": "google-github-actions/auth", "azure": "azure/login"}
+CLOUD_AUTH = {
+    "s3": "aws-actions/configure-aws-credentials",
+    "gcs": "google-github-actions/auth",
+    "azure": "azure/login",
+}
 TEMPLATE_WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 OVERLAYS = ("staging", "production")
 
