@@ -54,7 +54,8 @@ def run(config: ModelConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-OUTPUT_KEYS = ("version", "git_sha", "data_sha256", "model_yaml_sha256", "image", "digest", "verdict")
+OUTPUT_KEYS = ("name", "version", "git_sha", "data_sha256", "data_md5", "model_yaml_sha256")
+OUTPUT_KEYS += ("image", "digest", "verdict")
 
 
 def build(config: ModelConfig, git_sha: str, gate_report: dict[str, Any], digest: str | None) -> dict[str, Any]:
@@ -65,14 +66,15 @@ def build(config: ModelConfig, git_sha: str, gate_report: dict[str, Any], digest
         "digest": digest,
         "git_sha": git_sha,
         "model_yaml_sha256": config.source_sha256,
-        "data_sha256": file_sha256(config.path(config.data.path)),
+        "data_sha256": file_digest(config.path(config.data.path), "sha256"),
+        "data_md5": file_digest(config.path(config.data.path), "md5"),  # what DVC records for the file
         "verdict": gate_verdict(gate_report),
         "gate_report": gate_report,
     }
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm, usedforsecurity=False)
     with path.open("rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
