@@ -138,6 +138,13 @@ def main_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Evi
 
 def test_ci_on_a_pull_request(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
+    run(repo, "make", "repro")  # main has trained once and committed its metrics.json
+    commit(repo, "main: first model")
+    spec = repo / "model.yaml"
+    spec.write_text(spec.read_text().replace("params: {C: 1.0,", "params: {C: 0.5,"))
+    git(repo, "checkout", "--quiet", "-b", "feature")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@e.com", "commit", "--quiet", "-am", "weaker regularisation")
+
     jobs = ci(repo, tmp_path, Evidence(tmp_path / "evidence"), "pull_request")
     logs = "\n".join(j.log for j in jobs.values())
     assert results(jobs) == {
@@ -151,6 +158,7 @@ def test_ci_on_a_pull_request(tmp_path: Path) -> None:
     gates = jobs["gates"]
     assert gates.summary.startswith(MARKER), "the job summary carries the report"
     assert "ci-report: diff against the metrics of origin/main" in gates.step("Report").log
+    assert "| metric | this change | main | vs main |" in gates.summary
     assert json.loads((repo / "artifacts/gate_report.json").read_text())["passed"] is True
     assert (tmp_path / "pr-artifacts/pipeline-artifacts/report.md").read_text().startswith(MARKER)
     comment = jobs["report"].step("Sticky PR comment")
