@@ -379,8 +379,8 @@ def _upload(runner: Runner, inputs: dict[str, str]) -> tuple[str, str, dict[str,
             target.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / source.name)
             found += 1
-        elif inputs.get("if-no-files-found") == "error":
-            return "failure", f"upload-artifact: {relative} does not exist", {}
+    if not found and inputs.get("if-no-files-found") == "error":  # as on GitHub: an error only when nothing matched
+        return "failure", f"upload-artifact: no files found for {paths}", {}
     url = f"file://{target}"
     return "success", f"artifact {inputs['name']}: {found} path(s) -> {target}", {"artifact-url": url}
 
