@@ -219,8 +219,9 @@ def test_release_stops_on_a_tag_not_matching_the_version(main_repo: tuple) -> No
 def test_release_stops_on_a_commit_whose_gates_failed(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     spec = repo / "model.yaml"
-    spec.write_text(spec.read_text().replace("{metric: recall, min: 0.85,", "{metric: recall, min: 0.999,"))
-    sha = commit(repo, "an impossible recall gate")
+    impossible = "  gates:\n    - {metric: log_loss, max: 0.0001, description: No model gets this close}\n"
+    spec.write_text(spec.read_text().replace("  gates:\n", impossible, 1))
+    sha = commit(repo, "an impossible gate")
     evidence = Evidence(tmp_path / "evidence")
 
     jobs = ci(repo, tmp_path, evidence, "push")
@@ -247,6 +248,6 @@ def test_release_stops_on_a_commit_whose_gates_failed(tmp_path: Path) -> None:
     assert results(jobs)["release-check"] == "failure"
     step = jobs["release-check"].step("gate report passed")
     assert step.outcome == "failure"
-    assert "release-check: gates failed on this commit (" in step.log
+    assert "release-check: gates failed on this commit (log_loss" in step.log
     assert "it cannot be released" in step.log
     assert pinned(repo, "production") == "sha256:" + "0" * 64
