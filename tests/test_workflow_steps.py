@@ -248,6 +248,6 @@ def test_release_stops_on_a_commit_whose_gates_failed(tmp_path: Path) -> None:
     assert results(jobs)["release-check"] == "failure"
     step = jobs["release-check"].step("gate report passed")
     assert step.outcome == "failure"
-    assert "release-check: gates failed on this commit (log_loss" in step.log
+    assert "release-check: gates failed on this commit (log-loss-max): it cannot be released" in step.log
     assert "it cannot be released" in step.log
     assert pinned(repo, "production") == "sha256:" + "0" * 64
