@@ -8,6 +8,7 @@ the release with a clear message. Steps that need GitHub, a registry or a cloud 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -50,12 +51,16 @@ class Evidence:
         return self.root / commit
 
     def release_evidence(self, runner: Runner, env: dict[str, str]) -> tuple[str, str, dict[str, str]]:
-        source = self.store(env["COMMIT"]) / "release-evidence"
+        """`make release-evidence` with the GitHub API replaced by this store; the commit lookup is the target's."""
+        printed = run(runner.workspace, "make", "--no-print-directory", "-n", "release-evidence", env=env).stdout
+        built = re.search(r'--commit "([0-9a-f]{40})"', printed).group(1)
+        moved = f"release: {env['COMMIT']} only moves deploy overlays; releasing the image of {built}. "
+        note = moved if built != env["COMMIT"] else ""
+        source = self.store(built) / "release-evidence"
         if not source.is_dir():
-            message = f"release: no successful CI run on main for {env['COMMIT']}"
-            return "failure", message, {}
+            return "failure", f"{note}release: no successful CI run on main for {built}", {}
         shutil.copytree(source, runner.workspace / "evidence", dirs_exist_ok=True)
-        return "success", f"evidence of main's CI run for {env['COMMIT'][:12]}", {}
+        return "success", f"{note}evidence of main's CI run for {built[:12]}", {}
 
 
 def make_repo(tmp_path: Path) -> Path:
@@ -190,6 +195,8 @@ def test_ci_on_main_publishes_and_deploys_to_staging(main_repo: tuple) -> None:
 
 def test_release_of_the_gated_commit_promotes_its_digest(main_repo: tuple) -> None:
     repo, tmp, evidence, ci_jobs = main_repo
+    built = git(repo, "rev-parse", "HEAD")
+    commit(repo, "deploy(staging): the commit deploy-staging pushes; the tag lands on it")
     jobs = release(repo, tmp, evidence, "v0.1.0")
     logs = "\n".join(j.log for j in jobs.values())
     assert results(jobs) == {"release-check": "success", "publish": "success", "promote-production": "success"}, logs
@@ -200,6 +207,7 @@ def test_release_of_the_gated_commit_promotes_its_digest(main_repo: tuple) -> No
         "digest": digest,
     }
     assert "v0.1.0 may be released (tag and gate report checked)" in jobs["release-check"].step("gate report").log
+    assert f"only moves deploy overlays; releasing the image of {built}" in jobs["release-check"].step("evidence").note
     assert pinned(repo, "production") == digest
 
 
