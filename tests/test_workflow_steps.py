@@ -33,6 +33,7 @@ SKIPPED_TARGETS = {
     "github-release": "creates the Release through the GitHub API",
     "deploy-push": "pushes to github.com with the environment's deploy key",
 }
+COMMITTER = ("-c", "user.name=t", "-c", "user.email=t@example.com")
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "t",
     "GIT_AUTHOR_EMAIL": "t@example.com",
@@ -73,8 +74,8 @@ def make_repo(tmp_path: Path) -> Path:
 
 
 def commit(repo: Path, message: str) -> str:
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "add", "-A")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", message)
+    git(repo, "add", "-A")
+    git(repo, *COMMITTER, "commit", "--quiet", "-m", message)
     git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")  # what a PR's base looks like after fetch-depth 0
     return git(repo, "rev-parse", "HEAD")
 
@@ -148,7 +149,7 @@ def test_ci_on_a_pull_request(tmp_path: Path) -> None:
     spec = repo / "model.yaml"
     spec.write_text(spec.read_text().replace("params: {C: 1.0,", "params: {C: 0.5,"))
     git(repo, "checkout", "--quiet", "-b", "feature")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@e.com", "commit", "--quiet", "-am", "weaker regularisation")
+    git(repo, *COMMITTER, "commit", "--quiet", "-am", "weaker regularisation")
 
     jobs = ci(repo, tmp_path, Evidence(tmp_path / "evidence"), "pull_request")
     logs = "\n".join(j.log for j in jobs.values())
@@ -196,7 +197,8 @@ def test_ci_on_main_publishes_and_deploys_to_staging(main_repo: tuple) -> None:
 def test_release_of_the_gated_commit_promotes_its_digest(main_repo: tuple) -> None:
     repo, tmp, evidence, ci_jobs = main_repo
     built = git(repo, "rev-parse", "HEAD")
-    commit(repo, "deploy(staging): the commit deploy-staging pushes; the tag lands on it")
+    git(repo, "add", "deploy/staging/kustomization.yaml")  # what deploy-push commits; the tag lands on it
+    git(repo, *COMMITTER, "commit", "--quiet", "-m", "deploy(staging): pin the digest")
     jobs = release(repo, tmp, evidence, "v0.1.0")
     logs = "\n".join(j.log for j in jobs.values())
     assert results(jobs) == {"release-check": "success", "publish": "success", "promote-production": "success"}, logs
