@@ -85,12 +85,17 @@ def test_actionlint(repo: Path) -> None:
 
 
 def test_zizmor_has_no_findings(repo: Path) -> None:
-    out = check(tool("zizmor"), "--offline", "--no-progress", *map(str, workflows(repo)))
+    dependabot = repo / ".github/dependabot.yml"
+    out = check(tool("zizmor"), "--offline", "--no-progress", str(dependabot), *map(str, workflows(repo)))
     assert "No findings to report" in out
 
 
 def test_workflows_match_the_github_schema(repo: Path) -> None:
     check(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, workflows(repo)))
+
+
+def test_dependabot_config_matches_its_schema(repo: Path) -> None:
+    check(tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", str(repo / ".github/dependabot.yml"))
 
 
 def test_ruleset_requires_the_ci_job_names(repo: Path) -> None:
