@@ -54,8 +54,17 @@ def run(config: ModelConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-OUTPUT_KEYS = ("name", "version", "git_sha", "data_sha256", "data_md5", "model_yaml_sha256")
-OUTPUT_KEYS += ("image", "digest", "verdict")
+OUTPUT_KEYS = (
+    "name",
+    "version",
+    "git_sha",
+    "data_sha256",
+    "data_md5",
+    "model_yaml_sha256",
+    "image",
+    "digest",
+    "verdict",
+)
 
 
 def build(config: ModelConfig, git_sha: str, gate_report: dict[str, Any], digest: str | None) -> dict[str, Any]:
