@@ -261,3 +261,37 @@ def test_release_stops_on_a_commit_whose_gates_failed(tmp_path: Path) -> None:
     assert "release-check: gates failed on this commit (log-loss-max): it cannot be released" in step.log
     assert "it cannot be released" in step.log
     assert pinned(repo, "production") == "sha256:" + "0" * 64
+
+
+def test_deploy_push_pins_the_digest_on_the_newest_main(tmp_path: Path) -> None:
+    """deploy-push for real against a local bare remote, with main moving under it: the commit lands on top."""
+    source = make_repo(tmp_path)
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(source), str(remote))
+    clone = tmp_path / "checkout"
+    git(tmp_path, "clone", "--quiet", str(remote), str(clone))
+    stand_in_venv(clone)
+    # someone merges to main after the checkout: the promotion must not undo or conflict with it
+    (source / "NOTES.md").write_text("merged while CI ran\n")
+    moved = commit(source, "a later merge")
+    git(source, "push", "--quiet", str(remote), "HEAD:main")
+
+    env = {**GIT_ENV, "ENV": "staging", "DIGEST": "sha256:" + "e" * 64, "DEPLOY_KEY": "unused by a local remote"}
+    env |= {"DEPLOY_REMOTE": str(remote), "GITHUB_SHA": moved}
+    first = run(clone, "make", "deploy-push", env=env)
+    assert "deploy-push: pushed deploy/staging -> sha256:eeee" in first.stdout
+    assert git(remote, "rev-parse", "main~1") == moved
+    assert (
+        git(remote, "show", "main", "--stat", "--format=%s").splitlines()[0]
+        == f"deploy(staging): {moved} -> {env['DIGEST']}"
+    )
+    overlay = yaml.safe_load(git(remote, "show", "main:deploy/staging/kustomization.yaml"))
+    assert overlay["images"][0]["digest"] == env["DIGEST"]
+
+    again = run(clone, "make", "deploy-push", env=env)
+    assert f"deploy-push: main already pins {env['DIGEST']} in deploy/staging" in again.stdout
+
+    (clone / "model.yaml").write_text((clone / "model.yaml").read_text() + "\n")
+    dirty = run(clone, "make", "deploy-push", env=env, check=False)
+    assert dirty.returncode != 0
+    assert "deploy-push: the working tree has other changes; run it in CI or from a clean clone" in dirty.stderr
