@@ -20,6 +20,7 @@ ENVIRONMENTS = ("staging", "production")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 UNPROMOTED = "sha256:" + "0" * 64  # what a fresh repo pins until main builds its first image
 CONTAINER = "model-server"  # the Deployment, container and image placeholder name in deploy/base
+NEEDS_DATA = False  # deploy jobs check out the code only: no `dvc pull`
 
 
 class PromoteError(ValueError):

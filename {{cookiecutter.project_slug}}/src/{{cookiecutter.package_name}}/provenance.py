@@ -15,11 +15,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from .config import ModelConfig
 from .promote import PromoteError, check_digest
 from .release_check import gate_verdict
 
 GIT_SHA = re.compile(r"^[0-9a-f]{40}$")
+NEEDS_DATA = False  # the data hash comes from DVC's .dvc file when the data itself was not pulled
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +46,12 @@ def run(config: ModelConfig, args: argparse.Namespace) -> int:
     if not report_path.exists():
         print(f"provenance: no {report_path}; run `make gate` first", file=sys.stderr)
         return 1
-    document = build(config, git_sha, json.loads(report_path.read_text()), digest)
+    data_md5 = data_hash(config.path(config.data.path))
+    if data_md5 is None:
+        where = config.data.path
+        print(f"provenance: no {where} and no {where}.dvc to hash; run `dvc pull`", file=sys.stderr)
+        return 1
+    document = build(config, git_sha, json.loads(report_path.read_text()), digest, data_md5)
     out = config.path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
@@ -58,7 +66,6 @@ OUTPUT_KEYS = (
     "name",
     "version",
     "git_sha",
-    "data_sha256",
     "data_md5",
     "model_yaml_sha256",
     "image",
@@ -67,7 +74,9 @@ OUTPUT_KEYS = (
 )
 
 
-def build(config: ModelConfig, git_sha: str, gate_report: dict[str, Any], digest: str | None) -> dict[str, Any]:
+def build(
+    config: ModelConfig, git_sha: str, gate_report: dict[str, Any], digest: str | None, data_md5: str
+) -> dict[str, Any]:
     return {
         "name": config.metadata.name,
         "version": config.metadata.version,
@@ -75,15 +84,22 @@ def build(config: ModelConfig, git_sha: str, gate_report: dict[str, Any], digest
         "digest": digest,
         "git_sha": git_sha,
         "model_yaml_sha256": config.source_sha256,
-        "data_sha256": file_digest(config.path(config.data.path), "sha256"),
-        "data_md5": file_digest(config.path(config.data.path), "md5"),  # what DVC records for the file
+        "data_md5": data_md5,
         "verdict": gate_verdict(gate_report),
         "gate_report": gate_report,
     }
 
 
-def file_digest(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm, usedforsecurity=False)
+def data_hash(path: Path) -> str | None:
+    """DVC's md5 of the data: from its .dvc file (always checked out), else of the file itself, else None."""
+    dvc_file = path.with_name(path.name + ".dvc")
+    if dvc_file.exists():
+        outs = (yaml.safe_load(dvc_file.read_text()) or {}).get("outs") or [{}]
+        if re.fullmatch(r"[0-9a-f]{32}", str(outs[0].get("md5", ""))):
+            return str(outs[0]["md5"])
+    if not path.exists():
+        return None
+    digest = hashlib.md5(usedforsecurity=False)
     with path.open("rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
