@@ -1,8 +1,11 @@
-"""The generated workflows, run here step by step (tests/workflow_runner.py) in a baked, git-initialised repo.
+"""The generated workflows, run here step by step (tests/workflow_runner.py), as on fresh runners.
 
-ci.yml on a pull request and on a push to main, then release.yml on tags: a tag on the gated commit releases and
-promotes its exact digest; a tag that does not match metadata.version and a commit whose gates failed both stop
-the release with a clear message. Steps that need GitHub, a registry or a cloud are skipped with the reason printed.
+A baked repository is pushed to a bare git repository that stands in for GitHub; every job checks out its own clone
+(the data arrives as `dvc pull` would bring it), jobs pass files only through artifacts, and the promotion jobs
+push their commits to that bare repository for real. ci.yml runs on a pull request and on a push to main, then
+release.yml on tags: a tag on the gated commit releases and promotes its exact digest; a tag that does not match
+metadata.version and a commit whose gates failed both stop the release with a clear message. Steps that need
+GitHub's API, a registry, Sigstore or a cloud are skipped with the reason printed.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,7 +25,9 @@ from .workflow_runner import JobResult, Runner, git, stand_in_venv
 pytestmark = pytest.mark.slow
 
 VARIANT = "sklearn-classification"
+PACKAGE = "clinical_risk_model"
 MARKER = "<!-- modelops-report -->"
+UNPROMOTED = "sha256:" + "0" * 64
 SKIPPED_TARGETS = {
     "setup-deploy": "the stand-in .venv already holds the deploy environment",
     "test": "the repository's own test suite runs in tests/test_generated.py (the same `make test`)",
@@ -31,8 +37,9 @@ SKIPPED_TARGETS = {
     "verify-image": "gh attestation verify needs the GitHub API and Sigstore",
     "retag": "the image lives in GHCR",
     "github-release": "creates the Release through the GitHub API",
-    "deploy-push": "pushes to github.com with the environment's deploy key",
 }
+# The jobs that read the data: on a cloud remote they `make data-pull`; here the bake's files stand in for it.
+DATA_JOBS = frozenset({"validate", "tests", "gates"})
 COMMITTER = ("-c", "user.name=t", "-c", "user.email=t@example.com")
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "t",
@@ -64,95 +71,128 @@ class Evidence:
         return "success", f"{note}evidence of main's CI run for {built[:12]}", {}
 
 
-def make_repo(tmp_path: Path) -> Path:
-    repo = bake(tmp_path / "bake", **VARIANTS[VARIANT])
-    stand_in_venv(repo)
-    (repo / ".gitignore").write_text((repo / ".gitignore").read_text() + "evidence/\n")
-    git(repo, "init", "--quiet", "--initial-branch=main")
-    commit(repo, "bake")
-    return repo
+@dataclass
+class Project:
+    """A developer's clone (`work`) and the repository on "GitHub" (`github`, bare)."""
+
+    tmp: Path
+    work: Path
+    github: Path
+    evidence: Evidence
+
+    @classmethod
+    def create(cls, tmp: Path) -> Project:
+        work = bake(tmp / "bake", **VARIANTS[VARIANT])
+        git(work, "init", "--quiet", "--initial-branch=main")
+        commit(work, "bake")
+        github = tmp / "github.git"
+        git(tmp, "clone", "--quiet", "--bare", str(work), str(github))
+        return cls(tmp, work, github, Evidence(tmp / "evidence"))
+
+    def push(self, branch: str = "main") -> str:
+        git(self.work, "push", "--quiet", "--force", str(self.github), f"HEAD:refs/heads/{branch}")
+        return git(self.work, "rev-parse", "HEAD")
+
+    def main(self) -> str:
+        return git(self.github, "rev-parse", "main")
+
+    def show(self, path: str, ref: str = "main") -> str:
+        return git(self.github, "show", f"{ref}:{path}")
+
+    def pinned(self, env: str) -> str:
+        return yaml.safe_load(self.show(f"deploy/{env}/kustomization.yaml"))["images"][0]["digest"]
+
+    def runner(self, workflow: str, name: str, **kwargs: object) -> Runner:
+        return Runner(
+            self.work / ".github/workflows" / workflow,
+            self.work,
+            scratch=self.tmp / name,
+            secrets={"DEPLOY_KEY": "unused: the stand-in GitHub is a local repository"},
+            env={**GIT_ENV, "DEPLOY_REMOTE": str(self.github)},
+            origin=self.github,
+            data_from=self.work,
+            data_jobs=DATA_JOBS,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def ci_push(self) -> dict[str, JobResult]:
+        sha = self.main()
+        return self.runner(
+            "ci.yml",
+            f"ci-push-{sha[:7]}",
+            event_name="push",
+            ref="refs/heads/main",
+            event={"ref": "refs/heads/main", "after": sha},
+            sha=sha,
+            artifact_store=self.evidence.store(sha),
+            stand_ins=SKIPPED_TARGETS,
+        ).run_all()
+
+    def ci_pull_request(self, head: str) -> dict[str, JobResult]:
+        pull_request = {
+            "number": 7,
+            "base": {"ref": "main"},
+            "head": {"ref": "feature", "sha": head, "repo": {"full_name": "your-org/clinical-risk-model"}},
+        }
+        return self.runner(
+            "ci.yml",
+            f"ci-pr-{head[:7]}",
+            event_name="pull_request",
+            ref="refs/pull/7/merge",
+            event={"pull_request": pull_request},
+            sha=head,
+            artifact_store=self.tmp / "pr-artifacts",
+            stand_ins=SKIPPED_TARGETS,
+        ).run_all()
+
+    def release(self, tag: str) -> dict[str, JobResult]:
+        git(self.github, "tag", "--force", tag, "main")
+        return self.runner(
+            "release.yml",
+            f"release-{tag}-{self.main()[:7]}",
+            event_name="push",
+            ref=f"refs/tags/{tag}",
+            event={"ref": f"refs/tags/{tag}", "repository": {"default_branch": "main"}},
+            sha=self.main(),
+            artifact_store=self.tmp / f"release-{tag}-artifacts",
+            stand_ins={**SKIPPED_TARGETS, "release-evidence": self.evidence.release_evidence},
+        ).run_all()
 
 
 def commit(repo: Path, message: str) -> str:
     git(repo, "add", "-A")
     git(repo, *COMMITTER, "commit", "--quiet", "-m", message)
-    git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")  # what a PR's base looks like after fetch-depth 0
     return git(repo, "rev-parse", "HEAD")
-
-
-def ci(repo: Path, tmp: Path, evidence: Evidence, event: str) -> dict[str, JobResult]:
-    sha = git(repo, "rev-parse", "HEAD")
-    if event == "pull_request":
-        payload = {
-            "pull_request": {
-                "number": 7,
-                "base": {"ref": "main"},
-                "head": {"ref": "feature", "repo": {"full_name": "your-org/clinical-risk-model"}},
-            }
-        }
-        ref = "refs/pull/7/merge"
-    else:
-        payload, ref = {"ref": "refs/heads/main", "after": sha}, "refs/heads/main"
-    runner = Runner(
-        repo / ".github/workflows/ci.yml",
-        repo,
-        event_name=event,
-        ref=ref,
-        event=payload,
-        scratch=tmp / f"ci-{event}-{sha[:7]}",
-        artifact_store=evidence.store(sha) if event == "push" else tmp / "pr-artifacts",
-        secrets={"DEPLOY_KEY": "stand-in"},
-        stand_ins=SKIPPED_TARGETS,
-        env=GIT_ENV,
-    )
-    return runner.run_all()
-
-
-def release(repo: Path, tmp: Path, evidence: Evidence, tag: str) -> dict[str, JobResult]:
-    git(repo, "tag", "--force", tag)
-    runner = Runner(
-        repo / ".github/workflows/release.yml",
-        repo,
-        event_name="push",
-        ref=f"refs/tags/{tag}",
-        event={"ref": f"refs/tags/{tag}", "repository": {"default_branch": "main"}},
-        scratch=tmp / f"release-{tag}",
-        artifact_store=tmp / f"release-{tag}-artifacts",
-        secrets={"DEPLOY_KEY": "stand-in"},
-        stand_ins={**SKIPPED_TARGETS, "release-evidence": evidence.release_evidence},
-        env=GIT_ENV,
-    )
-    return runner.run_all()
 
 
 def results(jobs: dict[str, JobResult]) -> dict[str, str]:
     return {job_id: job.result for job_id, job in jobs.items()}
 
 
-def pinned(repo: Path, env: str) -> str:
-    return yaml.safe_load((repo / "deploy" / env / "kustomization.yaml").read_text())["images"][0]["digest"]
+def logs(jobs: dict[str, JobResult]) -> str:
+    return "\n".join(f"=== {job_id}\n{job.log}" for job_id, job in jobs.items())
 
 
 @pytest.fixture(scope="module")
-def main_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Evidence, dict[str, JobResult]]:
-    """A baked repo whose HEAD went through ci.yml on a push to main."""
-    tmp = tmp_path_factory.mktemp("gated")
-    repo = make_repo(tmp)
-    evidence = Evidence(tmp / "evidence")
-    return repo, tmp, evidence, ci(repo, tmp, evidence, "push")
+def gated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, dict[str, JobResult], str]:
+    """A project whose main went through ci.yml on a push: (project, jobs, the commit that was built)."""
+    project = Project.create(tmp_path_factory.mktemp("gated"))
+    built = project.main()
+    return project, project.ci_push(), built
 
 
 def test_ci_on_a_pull_request(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path)
-    run(repo, "make", "repro")  # main has trained once and committed its metrics.json
-    commit(repo, "main: first model")
-    spec = repo / "model.yaml"
+    project = Project.create(tmp_path)
+    stand_in_venv(project.work)
+    run(project.work, "make", "repro")  # main has trained once and committed its metrics.json
+    commit(project.work, "main: first model")
+    project.push()
+    spec = project.work / "model.yaml"
     spec.write_text(spec.read_text().replace("params: {C: 1.0,", "params: {C: 0.5,"))
-    git(repo, "checkout", "--quiet", "-b", "feature")
-    git(repo, *COMMITTER, "commit", "--quiet", "-am", "weaker regularisation")
+    head = commit(project.work, "weaker regularisation")
+    project.push("feature")
 
-    jobs = ci(repo, tmp_path, Evidence(tmp_path / "evidence"), "pull_request")
-    logs = "\n".join(j.log for j in jobs.values())
+    jobs = project.ci_pull_request(head)
     assert results(jobs) == {
         "validate": "success",
         "tests": "success",
@@ -160,21 +200,22 @@ def test_ci_on_a_pull_request(tmp_path: Path) -> None:
         "report": "success",
         "publish": "skipped",
         "deploy-staging": "skipped",
-    }, logs
+    }, logs(jobs)
     gates = jobs["gates"]
     assert gates.summary.startswith(MARKER), "the job summary carries the report"
     assert "ci-report: diff against the metrics of origin/main" in gates.step("Report").log
     assert "| metric | this change | main | vs main |" in gates.summary
-    assert json.loads((repo / "artifacts/gate_report.json").read_text())["passed"] is True
+    assert json.loads((gates.workspace / "artifacts/gate_report.json").read_text())["passed"] is True
     assert (tmp_path / "pr-artifacts/pipeline-artifacts/report.md").read_text().startswith(MARKER)
-    comment = jobs["report"].step("Sticky PR comment")
+    report = jobs["report"]
+    assert (report.workspace / "artifacts/report.md").read_text() == gates.summary, "the comment gets the same report"
+    comment = report.step("Sticky PR comment")
     assert comment.note.startswith("SKIPPED make pr-comment: creates or updates the PR comment through the GitHub API")
     assert gates.step("Gate verdict").outcome == "skipped"
 
 
-def test_ci_on_main_publishes_and_deploys_to_staging(main_repo: tuple) -> None:
-    repo, _tmp, evidence, jobs = main_repo
-    logs = "\n".join(j.log for j in jobs.values())
+def test_ci_on_main_publishes_and_deploys_to_staging(gated: tuple) -> None:
+    project, jobs, built = gated
     assert results(jobs) == {
         "validate": "success",
         "tests": "success",
@@ -182,40 +223,45 @@ def test_ci_on_main_publishes_and_deploys_to_staging(main_repo: tuple) -> None:
         "report": "skipped",
         "publish": "success",
         "deploy-staging": "success",
-    }, logs
-    sha = git(repo, "rev-parse", "HEAD")
+    }, logs(jobs)
     digest = jobs["publish"].outputs["digest"]
-    provenance = json.loads((evidence.store(sha) / "release-evidence/provenance.json").read_text())
-    assert provenance["git_sha"] == sha
+    provenance = json.loads((project.evidence.store(built) / "release-evidence/provenance.json").read_text())
+    assert provenance["git_sha"] == built
     assert provenance["digest"] == digest
     assert provenance["verdict"] == "pass"
-    assert provenance["gate_report"] == json.loads((repo / "artifacts/gate_report.json").read_text())
-    assert pinned(repo, "staging") == digest
-    assert pinned(repo, "production") == "sha256:" + "0" * 64, "main never touches production"
+    assert not list((jobs["publish"].workspace / "data").glob("*.csv")), "publish pulls no data"
+    assert provenance["data_md5"] == yaml.safe_load(project.show("data/breast_cancer.csv.dvc"))["outs"][0]["md5"]
+    # deploy-staging pushed one commit to main: the staging overlay, nothing else
+    assert git(project.github, "rev-parse", "main~1") == built
+    assert git(project.github, "diff", "--name-only", "main~1", "main").splitlines() == [
+        "deploy/staging/kustomization.yaml"
+    ]
+    assert project.pinned("staging") == digest
+    assert project.pinned("production") == UNPROMOTED, "main never touches production"
 
 
-def test_release_of_the_gated_commit_promotes_its_digest(main_repo: tuple) -> None:
-    repo, tmp, evidence, ci_jobs = main_repo
-    built = git(repo, "rev-parse", "HEAD")
-    git(repo, "add", "deploy/staging/kustomization.yaml")  # what deploy-push commits; the tag lands on it
-    git(repo, *COMMITTER, "commit", "--quiet", "-m", "deploy(staging): pin the digest")
-    jobs = release(repo, tmp, evidence, "v0.1.0")
-    logs = "\n".join(j.log for j in jobs.values())
-    assert results(jobs) == {"release-check": "success", "publish": "success", "promote-production": "success"}, logs
+def test_release_of_the_gated_commit_promotes_its_digest(gated: tuple) -> None:
+    project, ci_jobs, built = gated
+    tagged = project.main()  # the staging promotion commit: the tag lands on it, the image is that of `built`
+    jobs = project.release("v0.1.0")
+    assert results(jobs) == {
+        "release-check": "success",
+        "publish": "success",
+        "promote-production": "success",
+    }, logs(jobs)
     digest = ci_jobs["publish"].outputs["digest"]
-    assert jobs["release-check"].outputs == {
-        "version": "0.1.0",
-        "image": "ghcr.io/your-org/clinical-risk-model",
-        "digest": digest,
-    }
-    assert "v0.1.0 may be released (tag and gate report checked)" in jobs["release-check"].step("gate report").log
-    assert f"only moves deploy overlays; releasing the image of {built}" in jobs["release-check"].step("evidence").note
-    assert pinned(repo, "production") == digest
+    check = jobs["release-check"]
+    assert check.outputs == {"version": "0.1.0", "image": "ghcr.io/your-org/clinical-risk-model", "digest": digest}
+    assert f"{tagged} only moves deploy overlays; releasing the image of {built}" in check.step("evidence").note
+    assert "v0.1.0 may be released (tag and gate report checked)" in check.step("gate report").log
+    assert project.pinned("production") == digest
+    assert git(project.github, "log", "-1", "--format=%s", "main") == f"deploy(production): v0.1.0 -> {digest}"
 
 
-def test_release_stops_on_a_tag_not_matching_the_version(main_repo: tuple) -> None:
-    repo, tmp, evidence, _ = main_repo
-    jobs = release(repo, tmp, evidence, "v0.2.0")
+def test_release_stops_on_a_tag_not_matching_the_version(gated: tuple) -> None:
+    project, _, _ = gated
+    before = project.main()
+    jobs = project.release("v0.2.0")
     assert results(jobs) == {"release-check": "failure", "publish": "skipped", "promote-production": "skipped"}
     check = jobs["release-check"]
     tag_step = check.step("tag equals")
@@ -224,18 +270,19 @@ def test_release_stops_on_a_tag_not_matching_the_version(main_repo: tuple) -> No
         tag_step.log
     )
     assert all(s.outcome == "skipped" for s in check.steps[check.steps.index(tag_step) + 1 :])
+    assert project.main() == before, "nothing was promoted"
 
 
 def test_release_stops_on_a_commit_whose_gates_failed(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path)
-    spec = repo / "model.yaml"
+    project = Project.create(tmp_path)
+    spec = project.work / "model.yaml"
     impossible = "  gates:\n    - {metric: log_loss, max: 0.0001, description: No model gets this close}\n"
     spec.write_text(spec.read_text().replace("  gates:\n", impossible, 1))
-    sha = commit(repo, "an impossible gate")
-    evidence = Evidence(tmp_path / "evidence")
+    commit(project.work, "an impossible gate")
+    sha = project.push()
 
-    jobs = ci(repo, tmp_path, evidence, "push")
-    assert results(jobs)["gates"] == "failure"
+    jobs = project.ci_push()
+    assert results(jobs)["gates"] == "failure", logs(jobs)
     assert results(jobs)["publish"] == "skipped"
     assert results(jobs)["deploy-staging"] == "skipped"
     gates = jobs["gates"]
@@ -244,52 +291,47 @@ def test_release_stops_on_a_commit_whose_gates_failed(tmp_path: Path) -> None:
     assert gates.step("Gate verdict").outcome == "failure"
 
     # main kept no release evidence for it: the release stops at finding it
-    jobs = release(repo, tmp_path, evidence, "v0.1.0")
+    jobs = project.release("v0.1.0")
     assert results(jobs) == {"release-check": "failure", "publish": "skipped", "promote-production": "skipped"}
     step = jobs["release-check"].step("Find the evidence")
     assert step.outcome == "failure"
     assert f"release: no successful CI run on main for {sha}" in step.note
 
     # and were there evidence of that commit (its real gate report), the check itself refuses it
-    (evidence.store(sha) / "release-evidence").mkdir(parents=True)  # what publish would have kept and attested
-    run(repo, "python", "-m", "clinical_risk_model", "provenance", "--out", "provenance.json")
-    shutil.move(repo / "provenance.json", evidence.store(sha) / "release-evidence/provenance.json")
-    jobs = release(repo, tmp_path, evidence, "v0.1.0")
+    evidence = project.evidence.store(sha) / "release-evidence"
+    evidence.mkdir(parents=True)
+    run(gates.workspace, "python", "-m", PACKAGE, "provenance", "--git-sha", sha, "--out", str(evidence / "p.json"))
+    (evidence / "p.json").rename(evidence / "provenance.json")
+    jobs = project.release("v0.1.0")
     assert results(jobs)["release-check"] == "failure"
     step = jobs["release-check"].step("gate report passed")
     assert step.outcome == "failure"
     assert "release-check: gates failed on this commit (log-loss-max): it cannot be released" in step.log
-    assert "it cannot be released" in step.log
-    assert pinned(repo, "production") == "sha256:" + "0" * 64
+    assert project.pinned("production") == UNPROMOTED
 
 
 def test_deploy_push_pins_the_digest_on_the_newest_main(tmp_path: Path) -> None:
-    """deploy-push for real against a local bare remote, with main moving under it: the commit lands on top."""
-    source = make_repo(tmp_path)
-    remote = tmp_path / "remote.git"
-    git(tmp_path, "clone", "--quiet", "--bare", str(source), str(remote))
+    """deploy-push against the stand-in GitHub, with main moving under it: the commit lands on top."""
+    project = Project.create(tmp_path)
     clone = tmp_path / "checkout"
-    git(tmp_path, "clone", "--quiet", str(remote), str(clone))
+    git(tmp_path, "clone", "--quiet", str(project.github), str(clone))
     stand_in_venv(clone)
     # someone merges to main after the checkout: the promotion must not undo or conflict with it
-    (source / "NOTES.md").write_text("merged while CI ran\n")
-    moved = commit(source, "a later merge")
-    git(source, "push", "--quiet", str(remote), "HEAD:main")
+    (project.work / "NOTES.md").write_text("merged while CI ran\n")
+    commit(project.work, "a later merge")
+    moved = project.push()
 
-    env = {**GIT_ENV, "ENV": "staging", "DIGEST": "sha256:" + "e" * 64, "DEPLOY_KEY": "unused by a local remote"}
-    env |= {"DEPLOY_REMOTE": str(remote), "GITHUB_SHA": moved}
+    digest = "sha256:" + "e" * 64
+    env = {**GIT_ENV, "ENV": "staging", "DIGEST": digest, "DEPLOY_KEY": "unused by a local remote"}
+    env |= {"DEPLOY_REMOTE": str(project.github), "GITHUB_SHA": moved}
     first = run(clone, "make", "deploy-push", env=env)
-    assert "deploy-push: pushed deploy/staging -> sha256:eeee" in first.stdout
-    assert git(remote, "rev-parse", "main~1") == moved
-    assert (
-        git(remote, "show", "main", "--stat", "--format=%s").splitlines()[0]
-        == f"deploy(staging): {moved} -> {env['DIGEST']}"
-    )
-    overlay = yaml.safe_load(git(remote, "show", "main:deploy/staging/kustomization.yaml"))
-    assert overlay["images"][0]["digest"] == env["DIGEST"]
+    assert f"deploy-push: pushed deploy/staging -> {digest}" in first.stdout
+    assert git(project.github, "rev-parse", "main~1") == moved
+    assert git(project.github, "log", "-1", "--format=%s", "main") == f"deploy(staging): {moved} -> {digest}"
+    assert project.pinned("staging") == digest
 
     again = run(clone, "make", "deploy-push", env=env)
-    assert f"deploy-push: main already pins {env['DIGEST']} in deploy/staging" in again.stdout
+    assert f"deploy-push: main already pins {digest} in deploy/staging" in again.stdout
 
     (clone / "model.yaml").write_text((clone / "model.yaml").read_text() + "\n")
     dirty = run(clone, "make", "deploy-push", env=env, check=False)

@@ -48,6 +48,7 @@ class JobResult:
     steps: list[StepResult] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
     summary: str = ""
+    workspace: Path = Path()
 
     def step(self, name_part: str) -> StepResult:
         return next(s for s in self.steps if name_part in s.name)
@@ -74,15 +75,26 @@ class Runner:
         secrets: Mapping[str, str] | None = None,
         stand_ins: Mapping[str, StandIn] | None = None,
         env: Mapping[str, str] | None = None,
+        origin: Path | None = None,
+        sha: str | None = None,
+        data_from: Path | None = None,
+        data_jobs: frozenset[str] = frozenset(),
     ) -> None:
+        """With `origin` (a git repository standing in for GitHub), each job checks out its own clone of `sha`,
+        as on a fresh runner, and the jobs in `data_jobs` get the DVC-tracked data from `data_from`, as `dvc pull`
+        brings it; without `origin`, all jobs share `workspace`."""
         self.workflow = yaml.load(workflow.read_text(), Loader=yaml.BaseLoader)
         self.workspace = workspace
+        self.origin = origin
+        self.data_from = data_from
+        self.data_jobs = data_jobs
+        self.job_id = ""
         self.scratch = scratch
         self.scratch.mkdir(parents=True, exist_ok=True)
         self.artifacts = artifact_store
         self.stand_ins = dict(stand_ins or {})
         self.base_env = dict(env or {})
-        sha = git(workspace, "rev-parse", "HEAD")
+        sha = sha or git(origin or workspace, "rev-parse", "HEAD")
         event_path = scratch / "event.json"
         event_path.write_text(json.dumps(event))
         self.github: dict[str, Any] = {
@@ -143,6 +155,11 @@ class Runner:
         summary = self.scratch / f"{job_id}.summary.md"
         summary.write_text("")
         result = JobResult(job_id, "success")
+        self.job_id = job_id
+        if self.origin is not None:  # a fresh runner: nothing but what checkout brings
+            self.workspace = self.scratch / job_id / "workspace"
+            self.github["workspace"] = str(self.workspace)
+        result.workspace = self.workspace
         step_context: dict[str, dict[str, Any]] = {}
         extra_env: dict[str, str] = {}
         self._say(f"job {job_id}: running")
@@ -403,8 +420,26 @@ def _build_push(runner: Runner, inputs: dict[str, str]) -> tuple[str, str, dict[
     )
 
 
+def _checkout(runner: Runner, inputs: dict[str, str]) -> tuple[str, str, dict[str, str]]:
+    if runner.origin is None:
+        return "success", "stand-in: the workspace is the baked repository at HEAD", {}
+    ref = inputs.get("ref") or runner.github["sha"]
+    runner.workspace.parent.mkdir(parents=True, exist_ok=True)
+    git(runner.workspace.parent, "clone", "--quiet", str(runner.origin), str(runner.workspace))
+    git(runner.workspace, "checkout", "--quiet", ref)
+    stand_in_venv(runner.workspace)
+    pulled = []
+    for dvc_file in sorted(runner.workspace.glob("data/*.dvc")):
+        data = dvc_file.with_suffix("")
+        if runner.data_from is not None and runner.job_id in runner.data_jobs and not data.exists():
+            shutil.copy2(runner.data_from / "data" / data.name, data)
+            pulled.append(data.name)
+    brought = f"; {', '.join(pulled)} as `dvc pull` brings it" if pulled else ""
+    return "success", f"stand-in: a fresh clone at {ref[:12]} with a stand-in .venv{brought}", {}
+
+
 ACTIONS: dict[str, StandIn] = {
-    "actions/checkout": lambda r, i: ("success", "stand-in: the workspace is the baked repository at HEAD", {}),
+    "actions/checkout": _checkout,
     "actions/setup-python": lambda r, i: ("success", f"stand-in: this interpreter, {sys.executable}", {}),
     "actions/upload-artifact": _upload,
     "actions/download-artifact": _download,
