@@ -79,6 +79,7 @@ class Project:
     work: Path
     github: Path
     evidence: Evidence
+    runs: int = 0
 
     @classmethod
     def create(cls, tmp: Path) -> Project:
@@ -103,10 +104,11 @@ class Project:
         return yaml.safe_load(self.show(f"deploy/{env}/kustomization.yaml"))["images"][0]["digest"]
 
     def runner(self, workflow: str, name: str, **kwargs: object) -> Runner:
+        self.runs += 1
         return Runner(
             self.work / ".github/workflows" / workflow,
             self.work,
-            scratch=self.tmp / name,
+            scratch=self.tmp / f"run-{self.runs}-{name}",
             secrets={"DEPLOY_KEY": "unused: the stand-in GitHub is a local repository"},
             env={**GIT_ENV, "DEPLOY_REMOTE": str(self.github)},
             origin=self.github,
@@ -154,7 +156,7 @@ class Project:
             ref=f"refs/tags/{tag}",
             event={"ref": f"refs/tags/{tag}", "repository": {"default_branch": "main"}},
             sha=self.main(),
-            artifact_store=self.tmp / f"release-{tag}-artifacts",
+            artifact_store=self.tmp / f"release-{tag}-artifacts-{self.runs + 1}",
             stand_ins={**SKIPPED_TARGETS, "release-evidence": self.evidence.release_evidence},
         ).run_all()
 
