@@ -22,6 +22,11 @@ VERBS: dict[str, tuple[str, str]] = {
     "release-check": ("tag equals v + metadata.version and this commit's gates passed", "release_check"),
     "promote": ("pin an image digest in a deploy overlay, synced with model.yaml", "promote"),
     "provenance": ("what the image is built from: git sha, data and model.yaml hashes, gate report", "provenance"),
+    "check-data": ("check the data file against the data contract in model.yaml", "data"),
+    "train": ("check the data, fit the model, save the artifact to artifacts/model", "train"),
+    "evaluate": ("score the artifact on the test split: metrics.json, slice metrics, plots", "evaluate"),
+    "gate": ("decide the gates (absolute, against the champion, per slice): gate_report.json", "gates"),
+    "report": ("write report.md (PR comment, job summary) and model_card.md", "report"),
 }
 
 
