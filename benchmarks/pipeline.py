@@ -48,14 +48,19 @@ if classification:
 else:
     path, target, cat, values = "data/diabetes.csv", "progression", "sex", ["1", "2"]
 frame = pd.read_csv(path, dtype={cat: object, **({target: object} if classification else {})})
-train, test = train_test_split(frame, test_size=0.2, random_state=42, stratify=frame[target] if classification else None)
+labels = frame[target] if classification else None
+train, test = train_test_split(frame, test_size=0.2, random_state=42, stratify=labels)
 numeric = [c for c in frame.columns if c not in (cat, target)]
+impute = SimpleImputer(strategy="constant", fill_value="__missing__")
+onehot = OneHotEncoder(categories=[values], handle_unknown="ignore", sparse_output=False)
 pre = ColumnTransformer([
     ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
-    ("categorical", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
-                              ("onehot", OneHotEncoder(categories=[values], handle_unknown="ignore", sparse_output=False))]), [cat]),
+    ("categorical", Pipeline([("impute", impute), ("onehot", onehot)]), [cat]),
 ])
-model = LogisticRegression(C=1.0, max_iter=1000, random_state=42) if classification else Ridge(alpha=1.0, random_state=42)
+if classification:
+    model = LogisticRegression(C=1.0, max_iter=1000, random_state=42)
+else:
+    model = Ridge(alpha=1.0, random_state=42)
 pipe = Pipeline([("preprocess", pre), ("model", model)]).fit(train.drop(columns=[target]), train[target])
 sio.dump(pipe, "bare.skops")
 x, y = test.drop(columns=[target]), test[target]

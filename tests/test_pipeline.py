@@ -39,11 +39,11 @@ def package(repo: Path) -> str:
     return json.loads((repo / ".cookiecutter.json").read_text())["cookiecutter"]["package_name"]
 
 
-def dvc(repo: Path, *args: str, check: bool = True):  # noqa: ANN201 - CompletedProcess
+def dvc(repo: Path, *args: str, check: bool = True):
     return run(repo, "python", "-m", "dvc", *args, env=ENV, check=check)
 
 
-def cli(repo: Path, *args: str, check: bool = True):  # noqa: ANN201
+def cli(repo: Path, *args: str, check: bool = True):
     return run(repo, "python", "-m", package(repo), *args, env=ENV, check=check)
 
 
@@ -157,9 +157,13 @@ def test_gate_against_the_released_champion(baked: Callable[[str], Path], tmp_pa
 def test_an_override_is_recorded(baked: Callable[[str], Path], tmp_path: Path) -> None:
     repo = copy_of(baked, "sklearn-regression", tmp_path)
     set_in_model_yaml(repo, r"\{metric: r2, min: 0.3,", "{metric: r2, min: 0.9,")
-    text = (repo / "model.yaml").read_text().replace(
-        "  bootstrap:",
-        "  overrides:\n    - {gate: r2-min, reason: Sample data is small, approved_by: '@your-org'}\n  bootstrap:",
+    text = (
+        (repo / "model.yaml")
+        .read_text()
+        .replace(
+            "  bootstrap:",
+            "  overrides:\n    - {gate: r2-min, reason: Sample data is small, approved_by: '@your-org'}\n  bootstrap:",
+        )
     )
     (repo / "model.yaml").write_text(text)
     cli(repo, "train")
@@ -175,10 +179,18 @@ def test_an_override_is_recorded(baked: Callable[[str], Path], tmp_path: Path) -
 # (id, how to break the CSV text, a rule the table must show); at least eight kinds.
 BROKEN = [
     ("missing-column", lambda rows: [r.rsplit(",", 1)[0] for r in rows], "missing column"),
-    ("extra-column", lambda rows: [r + (",extra" if i == 0 else ",1") for i, r in enumerate(rows)], "not in the contract"),
+    (
+        "extra-column",
+        lambda rows: [r + (",extra" if i == 0 else ",1") for i, r in enumerate(rows)],
+        "not in the contract",
+    ),
     ("text-in-number", lambda rows: [rows[0], "abc" + rows[1][rows[1].index(",") :], *rows[2:]], "not a"),
     ("negative", lambda rows: [rows[0], "-5" + rows[1][rows[1].index(",") :], *rows[2:]], "below min"),
-    ("unknown-category", lambda rows: [r.replace(",medium,", ",huge,").replace(",2,", ",3,", 1) for r in rows], "unknown category"),
+    (
+        "unknown-category",
+        lambda rows: [r.replace(",medium,", ",huge,").replace(",2,", ",3,", 1) for r in rows],
+        "unknown category",
+    ),
     ("null-feature", lambda rows: [rows[0], "," + rows[1].split(",", 1)[1], *rows[2:]], "null in a non-nullable"),
     ("null-target", lambda rows: [rows[0], rows[1].rsplit(",", 1)[0] + ",", *rows[2:]], "null target"),
     ("too-few-rows", lambda rows: rows[:50], "fewer than min_rows"),
@@ -200,6 +212,11 @@ def test_broken_data_stops_before_training(
     trained = cli(repo, "train", check=False)
     assert trained.returncode == 1
     assert not (repo / "artifacts/model").exists()
+    for verb in ("evaluate", "gate"):  # the stages after train refuse it too, with the same table, no traceback
+        refused = cli(repo, verb, check=False)
+        assert refused.returncode == 1
+        assert rule in refused.stderr
+        assert "Traceback" not in refused.stderr
 
 
 @pytest.mark.slow

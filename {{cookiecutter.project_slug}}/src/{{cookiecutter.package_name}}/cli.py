@@ -27,6 +27,9 @@ VERBS: dict[str, tuple[str, str]] = {
     "evaluate": ("score the artifact on the test split: metrics.json, slice metrics, plots", "evaluate"),
     "gate": ("decide the gates (absolute, against the champion, per slice): gate_report.json", "gates"),
     "report": ("write report.md (PR comment, job summary) and model_card.md", "report"),
+    "export": ("write the fast serving runtime from the trained model, with a parity check", "export"),
+    "serve": ("serve the model over HTTP (/predict, Open Inference Protocol v2, /metrics)", "serve"),
+    "container": ("build the serving image, or run it and call it (build | smoke)", "container"),
 }
 
 
@@ -48,9 +51,11 @@ def _module(name: str) -> types.ModuleType:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    run: Callable[[ModelConfig, argparse.Namespace], int] = _module(args.module).run
+    module = _module(args.module)
+    run: Callable[[ModelConfig, argparse.Namespace], int] = module.run
     try:
-        config = load_config(args.config)
+        # A stage that never reads the data file (serve: the image has none) sets NEEDS_DATA = False.
+        config = load_config(args.config, require_data=getattr(module, "NEEDS_DATA", True))
         return run(config, args)
     except ConfigError as err:
         for problem in err.problems:

@@ -281,8 +281,13 @@ class ModelConfig:
         return self.model.task == "classification" if split.stratify is None else split.stratify
 
 
-def load_config(path: str | Path = "model.yaml", schema_path: str | Path | None = None) -> ModelConfig:
-    """Read, check and freeze model.yaml; raise ConfigError listing every problem."""
+def load_config(
+    path: str | Path = "model.yaml", schema_path: str | Path | None = None, require_data: bool = True
+) -> ModelConfig:
+    """Read, check and freeze model.yaml; raise ConfigError listing every problem.
+
+    require_data=False skips the checks of the data file itself (the serving image carries no data).
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -291,7 +296,7 @@ def load_config(path: str | Path = "model.yaml", schema_path: str | Path | None 
     document = _parse_yaml(raw)
     schema = json.loads(Path(schema_path or path.parent / SCHEMA_RELATIVE_PATH).read_text())
     problems = list(schema_problems(document, schema))
-    problems += _as_far_as_possible(meaning_problems(document, path.parent))
+    problems += _as_far_as_possible(meaning_problems(document, path.parent, require_data))
     if problems:
         raise ConfigError(problems)
     return _build(ModelConfig, document, root=path.parent, source_sha256=hashlib.sha256(raw).hexdigest())
@@ -386,7 +391,7 @@ def schema_problems(document: Any, schema: Mapping[str, Any]) -> Iterator[Proble
             yield Problem(_json_path(path), f"{_describe(error.instance)} is not allowed", _expected(error))
 
 
-def meaning_problems(doc: Mapping[str, Any], root: Path) -> Iterator[Problem]:
+def meaning_problems(doc: Mapping[str, Any], root: Path, require_data: bool = True) -> Iterator[Problem]:
     """Cross-field rules the schema cannot express. Assumes the schema's structure; see _as_far_as_possible."""
     data, model, evaluation = doc["data"], doc["model"], doc["evaluation"]
     task, framework = model["task"], model["framework"]
@@ -472,7 +477,8 @@ def meaning_problems(doc: Mapping[str, Any], root: Path) -> Iterator[Problem]:
             known = ", ".join(sorted(ids)) or "no gates"
             yield Problem(f"$.evaluation.overrides[{i}].gate", f"{override['gate']!r} is no gate", f"one of {known}")
 
-    yield from _data_file_problems(data, root)
+    if require_data:
+        yield from _data_file_problems(data, root)
     for env in ("staging", "production"):
         scaling = doc.get("deploy", {}).get(env, {}).get("autoscaling")
         if scaling and scaling["min_replicas"] > scaling["max_replicas"]:

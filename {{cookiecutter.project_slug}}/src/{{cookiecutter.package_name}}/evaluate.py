@@ -12,7 +12,7 @@ import numpy as np
 
 from .artifact import ArtifactError, Predictor, load_predictor
 from .config import ModelConfig
-from .data import DataError, allowed_values, label, read_frame, split, write_json
+from .data import DataError, allowed_values, check, format_table, label, read_frame, split, write_json
 from .metrics import Scored, compute_all, positive_label, task_metrics
 
 if TYPE_CHECKING:
@@ -32,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(config: ModelConfig, args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
-        predictor = load_predictor(config.path(args.model))
         test = held_out_rows(config)
+        predictor = load_predictor(config.path(args.model))
     except (ArtifactError, DataError) as err:
         print(f"evaluate: {err}", file=sys.stderr)
         return 1
@@ -58,7 +58,12 @@ def _fmt(value: float | None) -> str:
 
 
 def held_out_rows(config: ModelConfig) -> pd.DataFrame:
-    _, test = split(config, read_frame(config))
+    """The test split of the current data; DataError if the data breaks the contract (nothing is scored then)."""
+    frame = read_frame(config)
+    violations = check(config, frame)
+    if violations:
+        raise DataError(f"{config.data.path} breaks the data contract:\n{format_table(violations)}")
+    _, test = split(config, frame)
     return test
 
 

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import subprocess
 import sys
@@ -25,12 +24,12 @@ from typing import Any
 import numpy as np
 
 from .config import Bootstrap, Gate, ModelConfig, Override
+from .lineage import release_tags
 from .metrics import Scored, better, bootstrap_indices, compute, interval
 
 GATE_REPORT = Path("artifacts/gate_report.json")
 CHAMPION_DIR = Path("artifacts/champion")
 MODEL_DIR = Path("artifacts/model")
-RELEASE_TAG = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -93,23 +92,6 @@ def run(config: ModelConfig, args: argparse.Namespace) -> int:
     verdict = "PASSED" if not failed else f"FAILED ({len(failed)} of {len(results)})"
     print(f"gate: {verdict} in {time.perf_counter() - started:.1f}s; report: {args.out}")
     return 1 if failed else 0
-
-
-def release_tags(root: Path) -> list[str]:
-    """v-tags that are versions, oldest first (v0.10.0 after v0.9.0); [] without git."""
-    try:
-        result = subprocess.run(
-            ["git", "tag", "-l", "v*"],  # noqa: S607 - git from PATH, fixed arguments
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    tags = [t for t in result.stdout.split() if RELEASE_TAG.match(t)] if result.returncode == 0 else []
-    return sorted(tags, key=lambda t: tuple(int(p) for p in RELEASE_TAG.match(t).groups()))  # type: ignore[union-attr]
 
 
 def fetch_model(root: Path, tag: str, destination: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -16,8 +15,9 @@ import numpy as np
 
 from .artifact import save_artifact
 from .config import ModelConfig
-from .data import DataError, check, file_md5, format_table, label, read_frame, split
+from .data import DataError, check, format_table, label, read_frame, split
 from .features import build_preprocessor, model_frame
+from .lineage import lineage
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -139,30 +139,6 @@ def target_values(config: ModelConfig, rows: pd.DataFrame) -> np.ndarray:
     if config.model.task == "classification":
         return np.asarray([label(v) for v in column], dtype=object)
     return column.to_numpy(dtype=np.float64)
-
-
-def git_sha(root: Path) -> str:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH, fixed arguments
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return result.stdout.strip() if result.returncode == 0 else "unknown"
-
-
-def lineage(config: ModelConfig) -> dict[str, str]:
-    """The lineage triple: code (git sha or "unknown"), data (DVC md5), spec (model.yaml sha256)."""
-    return {
-        "git_sha": git_sha(config.root),
-        "data_md5": file_md5(config.path(config.data.path)),
-        "model_yaml_sha256": config.source_sha256,
-    }
 
 
 def artifact_metadata(config: ModelConfig, lineage_triple: Mapping[str, str]) -> dict[str, Any]:

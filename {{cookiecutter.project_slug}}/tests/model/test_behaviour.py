@@ -3,16 +3,20 @@
 Trains the shipped model.yaml once per module on the shipped data (marked slow: it fits a real model).
 """
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.artifact import Predictor, load_predictor
+from {{ cookiecutter.package_name }}.artifact import Predictor, load_predictor, save_artifact
 from {{ cookiecutter.package_name }}.cli import main
-from {{ cookiecutter.package_name }}.config import ModelConfig, load_config
+from {{ cookiecutter.package_name }}.config import ESTIMATORS, ModelConfig, load_config
 from {{ cookiecutter.package_name }}.data import read_frame, split
+from {{ cookiecutter.package_name }}.features import model_frame
+from {{ cookiecutter.package_name }}.lineage import lineage
+from {{ cookiecutter.package_name }}.train import artifact_metadata, fit_sklearn
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,3 +115,72 @@ def test_directional_expectation(trained: tuple[ModelConfig, Predictor], held_ou
     column = held_out[DIRECTIONAL_FEATURE]
     higher = held_out.assign(**{DIRECTIONAL_FEATURE: column + column.std()})
     assert np.mean(outputs(predictor, higher) - outputs(predictor, held_out)) > 0
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS[("sklearn", "{{ cookiecutter.task }}")])
+def test_every_allowed_estimator_trains_saves_and_loads_back(estimator: str, tmp_path: Path) -> None:
+    """Each allow-listed sklearn estimator, with its defaults, round-trips through skops with the reviewed types."""
+    config = load_config(ROOT / "model.yaml")
+    config = dataclasses.replace(
+        config, model=dataclasses.replace(config.model, framework="sklearn", estimator=estimator, params={})
+    )
+    train_rows, test_rows = split(config, read_frame(config))
+    pipeline = fit_sklearn(config, train_rows)
+    classes = [str(c) for c in pipeline.classes_] if config.model.task == "classification" else None
+    metadata = {**artifact_metadata(config, lineage(config)), "classes": classes}
+    save_artifact(tmp_path / "model", metadata=metadata, features=config.data.features, pipeline=pipeline)
+    predictor = load_predictor(tmp_path / "model")
+    predictions, probabilities = predictor.predict_frame(test_rows)
+    assert len(predictions) == len(test_rows)
+    if classes is not None:
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
+        np.testing.assert_array_equal(predictions, pipeline.predict(model_frame(test_rows, config.data.features)))
+{%- if cookiecutter.task == 'classification' %}
+
+
+def test_multiclass_target_trains_and_scores(tmp_path: Path) -> None:
+    """Three classes: probabilities over all three in model order, macro metrics, one-vs-rest roc_auc."""
+    from {{ cookiecutter.package_name }}.metrics import Scored, compute_all
+
+    config = load_config(ROOT / "model.yaml")
+    frame = read_frame(config)
+    target = config.data.target
+    frame[target] = np.where(frame["area_mean"] > frame["area_mean"].median(), frame[target], "unsure")
+    config = dataclasses.replace(
+        config,
+        data=dataclasses.replace(config.data, positive_class=None),
+        training=dataclasses.replace(config.training, epochs=min(config.training.epochs, 30)),
+    )
+    train_rows, test_rows = split(config, frame)
+    metadata = artifact_metadata(config, lineage(config))
+    if config.model.framework == "sklearn":
+        pipeline = fit_sklearn(config, train_rows)
+        classes = [str(c) for c in pipeline.classes_]
+        save_artifact(
+            tmp_path / "model",
+            metadata={**metadata, "classes": classes},
+            features=config.data.features,
+            pipeline=pipeline,
+        )
+    else:
+        from {{ cookiecutter.package_name }}.keras_model import fit_keras
+
+        preprocess, model, classes = fit_keras(config, train_rows)
+        save_artifact(
+            tmp_path / "model",
+            metadata={**metadata, "classes": classes},
+            features=config.data.features,
+            preprocess=preprocess,
+            keras_model=model,
+        )
+    predictor = load_predictor(tmp_path / "model")
+    labels, probabilities = predictor.predict_frame(test_rows)
+    assert predictor.classes == ["benign", "malignant", "unsure"]
+    assert probabilities.shape == (len(test_rows), 3)
+    truth = np.asarray(test_rows[target], dtype=object)
+    values = compute_all(
+        ["accuracy", "f1", "roc_auc", "log_loss"], Scored(truth, labels, probabilities, tuple(classes))
+    )
+    assert all(value is not None for value in values.values())
+    assert values["roc_auc"] > 0.8
+{%- endif %}

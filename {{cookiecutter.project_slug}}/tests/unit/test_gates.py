@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }}.config import Bootstrap, Gate, Override
-from {{ cookiecutter.package_name }}.gates import Champion, decide, release_tags
+from {{ cookiecutter.package_name }}.gates import Champion, decide
+from {{ cookiecutter.package_name }}.lineage import release_tags
 from {{ cookiecutter.package_name }}.metrics import Scored
 
 BOOT = Bootstrap(samples=200, seed=0)
@@ -114,3 +115,19 @@ def test_release_tags_sort_as_versions(tmp_path: Path) -> None:
 
 def test_no_git_means_no_release_tags(tmp_path: Path) -> None:
     assert release_tags(tmp_path) == []
+
+
+def test_a_bake_ignored_by_an_enclosing_repository_has_no_releases(tmp_path: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / ".gitignore").write_text("build/\n")
+    git("add", ".gitignore")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "x")
+    git("tag", "v1.0.0")
+    inner = tmp_path / "build" / "model"
+    inner.mkdir(parents=True)
+    (inner / "dvc.yaml").write_text("stages: {}\n")
+    assert release_tags(tmp_path) == ["v1.0.0"]
+    assert release_tags(inner) == []

@@ -1,0 +1,280 @@
+"""`export`: write the fast serving runtime (artifacts/runtime/) from the trained artifact, with a parity check.
+
+The runtime is served (serving.runtime: auto) only when its predictions on the training data plus edge rows
+(every numeric feature missing in turn, unseen categories) match the trained model's within a tolerance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.metadata
+import json
+import math
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import ModelConfig
+from .runtime import (
+    MANIFEST,
+    RUNTIME_FORMAT,
+    ModelLoadError,
+    Predictor,
+    _load_skops,
+    exported_predictor,
+    read_verified,
+    sha256_file,
+)
+
+MODEL_DIR = Path("artifacts/model")
+RUNTIME_DIR = Path("artifacts/runtime")
+LINEAR = {
+    "LogisticRegression": "logistic",
+    "RidgeClassifier": "ridge_classifier",
+    "LinearRegression": "regression",
+    "Ridge": "regression",
+}
+# max |runtime - model| / (1 + |model|): float64 paths are exact up to rounding; TFLite computes in float32.
+TOLERANCE = {"linear": 1e-9, "sklearn": 1e-9, "tflite": 1e-5}
+
+
+class ExportUnsupported(Exception):
+    """The fitted preprocessing uses a step the numpy replica does not implement; serve the native model."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-dir", type=Path, default=MODEL_DIR, help="trained artifact (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=RUNTIME_DIR, help="runtime folder to write (default: %(default)s)")
+
+
+def run(config: ModelConfig, args: argparse.Namespace) -> int:
+    model_dir, out = config.path(args.model_dir), config.path(args.out)
+    try:
+        manifest = export(config, model_dir, out)
+    except (ModelLoadError, ExportUnsupported) as err:
+        print(f"export: {err}", file=sys.stderr)
+        return 1
+    parity = manifest["parity"]
+    verdict = "passed" if parity["passed"] else "FAILED (serving.runtime auto will serve the native model)"
+    print(
+        f"export: {manifest['estimator']['kind']} runtime in {args.out}; parity on {parity['rows']} rows {verdict}: "
+        f"max relative difference {parity['max_difference']:.3g} (tolerance {parity['tolerance']:g}), "
+        f"{parity['label_mismatches']} label mismatches"
+    )
+    return 0 if parity["passed"] else 1
+
+
+def export(config: ModelConfig, model_dir: Path, out: Path) -> dict[str, Any]:
+    """Write the runtime into `out` atomically and return its manifest."""
+    metadata = read_verified(model_dir, "metadata.json")
+    framework, task = metadata["framework"], metadata["task"]
+    staging = Path(tempfile.mkdtemp(prefix=".runtime-", dir=out.parent if out.parent.exists() else None))
+    try:
+        if framework == "sklearn":
+            pipeline = _load_skops(model_dir / "model.skops")
+            preprocess, estimator = pipeline.named_steps["preprocess"], pipeline.named_steps["model"]
+            spec, libraries = _sklearn_estimator(estimator, metadata["estimator"])
+            reference = _sklearn_reference(pipeline, task)
+        else:
+            preprocess = _load_skops(model_dir / "preprocess.skops")
+            keras_model = _load_keras(model_dir / "model.keras")
+            (staging / "model.tflite").write_bytes(_to_tflite(keras_model))
+            spec, libraries = {"kind": "tflite", "file": "model.tflite"}, ["ai-edge-litert"]
+            reference = _keras_reference(preprocess, keras_model, task, metadata.get("classes"))
+        manifest: dict[str, Any] = {
+            "format": RUNTIME_FORMAT,
+            "name": metadata["name"],
+            "version": metadata["version"],
+            "task": task,
+            "classes": metadata.get("classes"),
+            "preprocess": describe_column_transformer(preprocess),
+            "estimator": spec,
+            "library_versions": {lib: importlib.metadata.version(lib) for lib in ["numpy", *libraries]},
+            "model_metadata_sha256": sha256_file(model_dir / "metadata.json"),
+        }
+        manifest["files"] = {p.name: sha256_file(p) for p in sorted(staging.iterdir())}
+        (staging / MANIFEST).write_text(json.dumps({**manifest, "parity": {"passed": True}}, indent=1) + "\n")
+        columns, rows = parity_rows(config, metadata["features"])
+        candidate = exported_predictor(staging, model_dir, task)
+        manifest["parity"] = parity(reference, candidate, columns, rows, TOLERANCE[_tolerance_kind(spec)])
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def _tolerance_kind(spec: Mapping[str, Any]) -> str:
+    return spec["kind"] if spec["kind"] in ("tflite", "sklearn") else "linear"
+
+
+def describe_column_transformer(transformer: Any) -> list[dict[str, Any]]:
+    """The fitted ColumnTransformer as numbers: blocks in output order (numeric impute+scale, categorical one-hot)."""
+    blocks: list[dict[str, Any]] = []
+    for name, step, columns in transformer.transformers_:
+        if step == "drop" or len(columns) == 0:
+            continue
+        if step == "passthrough":
+            raise ExportUnsupported(f"preprocess transformer {name!r} is passthrough; expected impute + scale/one-hot")
+        steps = [s for _, s in step.steps] if hasattr(step, "steps") else [step]
+        kinds = [type(s).__name__ for s in steps]
+        columns = [str(c) for c in columns]
+        if kinds in (["SimpleImputer", "StandardScaler"], ["SimpleImputer"]):
+            imputer = steps[0]
+            if imputer.strategy not in ("median", "mean", "constant") or not _nan_marker(imputer.missing_values):
+                raise ExportUnsupported(f"preprocess transformer {name!r}: imputer {imputer!r} is not supported")
+            scaler = steps[1] if len(steps) == 2 else None
+            blocks.append(
+                {
+                    "kind": "numeric",
+                    "columns": columns,
+                    "fill": np.asarray(imputer.statistics_, dtype=np.float64).tolist(),
+                    "mean": None if scaler is None or scaler.mean_ is None else scaler.mean_.tolist(),
+                    "scale": None if scaler is None or scaler.scale_ is None else scaler.scale_.tolist(),
+                }
+            )
+        elif kinds == ["SimpleImputer", "OneHotEncoder"]:
+            imputer, encoder = steps
+            if imputer.strategy != "constant" or encoder.handle_unknown != "ignore" or encoder.drop is not None:
+                raise ExportUnsupported(f"preprocess transformer {name!r}: expected constant impute + one-hot (ignore)")
+            if any(getattr(encoder, "_infrequent_enabled", False) for _ in [0]):
+                raise ExportUnsupported(f"preprocess transformer {name!r}: infrequent categories are not supported")
+            blocks.append(
+                {
+                    "kind": "categorical",
+                    "columns": columns,
+                    "fill": [str(imputer.fill_value)] * len(columns),
+                    "categories": [[str(c) for c in cats.tolist()] for cats in encoder.categories_],
+                }
+            )
+        else:
+            raise ExportUnsupported(f"preprocess transformer {name!r} is {' -> '.join(kinds)}; not supported")
+    return blocks
+
+
+def _nan_marker(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _sklearn_estimator(estimator: Any, name: str) -> tuple[dict[str, Any], list[str]]:
+    kind = LINEAR.get(type(estimator).__name__)
+    if kind is None:  # trees and boosting: the fitted estimator itself, fed numpy
+        return {"kind": "sklearn", "estimator": name}, ["scikit-learn", "skops"]
+    coef = np.atleast_2d(np.asarray(estimator.coef_, dtype=np.float64))
+    spec = {
+        "kind": kind,
+        "estimator": name,
+        "coef": coef.tolist(),
+        "intercept": np.atleast_1d(np.asarray(estimator.intercept_, dtype=np.float64)).tolist(),
+    }
+    return spec, []
+
+
+def _load_keras(path: Path) -> Any:
+    import keras
+
+    return keras.saving.load_model(path, compile=False, safe_mode=True)
+
+
+def _to_tflite(model: Any) -> bytes:
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as saved:
+        model.export(saved, format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        return converter.convert()
+
+
+def _frame(columns: Mapping[str, Sequence[Any]]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame({k: [np.nan if v is None else v for v in col] for k, col in columns.items()})
+
+
+def _sklearn_reference(pipeline: Any, task: str) -> Any:
+    def predict(columns: Mapping[str, Sequence[Any]], rows: int) -> tuple[list[Any], np.ndarray | None]:
+        del rows
+        frame = _frame(columns)
+        if task == "classification" and hasattr(pipeline, "predict_proba"):
+            return pipeline.predict(frame).tolist(), np.asarray(pipeline.predict_proba(frame), dtype=np.float64)
+        return np.asarray(pipeline.predict(frame)).tolist(), None
+
+    return predict
+
+
+def _keras_reference(preprocess: Any, model: Any, task: str, classes: list[Any] | None) -> Any:
+    def predict(columns: Mapping[str, Sequence[Any]], rows: int) -> tuple[list[Any], np.ndarray | None]:
+        del rows
+        x = np.asarray(preprocess.transform(_frame(columns)), dtype=np.float32)
+        y = np.asarray(model.predict(x, verbose=0), dtype=np.float64)
+        if task == "regression" or classes is None:
+            return y.reshape(-1).tolist(), None
+        return [classes[i] for i in y.argmax(axis=1).tolist()], y
+
+    return predict
+
+
+def parity_rows(config: ModelConfig, features: Sequence[Mapping[str, Any]]) -> tuple[dict[str, list[Any]], int]:
+    """The data file's feature columns (typed by the contract), then edge rows: each numeric feature missing in
+    turn, and every category unseen."""
+    columns: dict[str, list[Any]] = {f["name"]: [] for f in features}
+    with config.path(config.data.path).open(newline="") as handle:
+        for record in csv.DictReader(handle):
+            for feature in features:
+                columns[feature["name"]].append(_typed(record.get(feature["name"], ""), feature["type"]))
+    rows = len(next(iter(columns.values())))
+    first = {name: col[0] for name, col in columns.items()}
+    edge_rows = []
+    for feature in features:
+        if feature["type"] in ("number", "integer"):
+            edge_rows.append({**first, feature["name"]: None})
+    edge_rows.append({**first, **{f["name"]: "__unseen__" for f in features if f["type"] == "category"}})
+    for edge in edge_rows:
+        for name, value in edge.items():
+            columns[name].append(value)
+    return columns, rows + len(edge_rows)
+
+
+def _typed(text: str, kind: str) -> Any:
+    if text == "":
+        return None
+    if kind in ("number", "integer"):
+        return float(text)
+    if kind == "boolean":
+        return text.strip().lower() in ("true", "1", "yes")
+    return text
+
+
+def parity(reference: Any, candidate: Predictor, columns: Mapping[str, Any], rows: int, tol: float) -> dict[str, Any]:
+    """Compare probabilities (classification) or values (regression) row by row; labels may differ only on ties."""
+    want_labels, want_proba = reference(columns, rows)
+    got_labels, got_proba = candidate.predict_columns(columns, rows)
+    if want_proba is not None and got_proba is not None:
+        want, got = want_proba, got_proba
+    elif candidate.classes is None:
+        want, got = np.asarray(want_labels, dtype=np.float64), np.asarray(got_labels, dtype=np.float64)
+    else:
+        want = got = np.zeros(1)
+    difference = float(np.max(np.abs(got - want) / (1.0 + np.abs(want)))) if want.size else 0.0
+    mismatches = 0
+    if candidate.classes is not None:
+        for i, (a, b) in enumerate(zip(want_labels, got_labels, strict=True)):
+            tie = want_proba is not None and float(np.ptp(np.sort(want_proba[i])[-2:])) <= tol
+            mismatches += a != b and not tie
+    passed = difference <= tol and mismatches == 0 and not math.isnan(difference)
+    return {
+        "rows": rows,
+        "max_difference": difference,
+        "tolerance": tol,
+        "label_mismatches": mismatches,
+        "passed": passed,
+    }
