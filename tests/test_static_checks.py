@@ -109,10 +109,7 @@ def test_ruleset_requires_the_ci_job_names(repo: Path) -> None:
 
 
 def test_hadolint(repo: Path) -> None:
-    dockerfile = repo / "Dockerfile"
-    if not dockerfile.exists() and not os.environ.get("CI"):
-        pytest.skip("Dockerfile comes from the serving branch")
-    check(tool("hadolint"), str(dockerfile))
+    check(tool("hadolint"), str(repo / "Dockerfile"))
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -201,8 +198,7 @@ def test_run_steps_call_only_make(repo: Path) -> None:
             if "run" in step:
                 match = re.fullmatch(r"make ([a-z-]+)", step["run"].strip())
                 assert match, f"{path.name}: {job_id}: {step['run']!r} is not `make <target>`"
-                if match.group(1) not in {"export"}:  # the serving branch
-                    assert match.group(1) in targets, f"{path.name}: {job_id}: no Makefile target {match.group(1)}"
+                assert match.group(1) in targets, f"{path.name}: {job_id}: no Makefile target {match.group(1)}"
 
 
 def test_cloud_auth_matches_the_dvc_remote(repo: Path, variant: str) -> None:
