@@ -8,7 +8,7 @@ PYTHON ?= $(shell python3 -c 'import sys; print(sys.executable)')
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= build/demo
-TF_LOCK := {{cookiecutter.project_slug}}/requirements/{{ 'dev.txt' if cookiecutter.framework == 'tensorflow' else '' }}
+TF_LOCK := {{cookiecutter.project_slug}}/requirements/{{ 'dev.txt' if cookiecutter.framework ~ '-' ~ cookiecutter.dvc_remote == 'tensorflow-local' else '' }}
 
 .PHONY: help setup demo test test-fast lint docs lock clean
 

@@ -75,6 +75,11 @@ def test_lock_files_match_the_framework(repo: Path, variant: str) -> None:
     serve = (repo / "requirements/serve.txt").read_text()
     assert ("tensorflow-cpu==" in dev) == variant.startswith("tensorflow")
     assert "tensorflow-cpu==" not in serve, "the serving image must not carry the training stack"
+    remote = VARIANTS[variant]["dvc_remote"]
+    plugin = {"local": None, "s3": "dvc-s3==", "gcs": "dvc-gs==", "azure": "dvc-azure=="}[remote]
+    for other in ("dvc-s3==", "dvc-gs==", "dvc-azure=="):
+        assert (other in dev) == (other == plugin), f"{other} in dev.txt of a {remote} repo"
+    assert "dvc" not in serve
     pin = re.compile(r"^[a-z0-9_.-]+==[^\s;]+", re.M)
     dev_pins, serve_pins = set(pin.findall(dev)), set(pin.findall(serve))
     assert serve_pins <= dev_pins, f"serve.txt pins what dev.txt does not: {sorted(serve_pins - dev_pins)}"
