@@ -19,6 +19,9 @@ from .config import ConfigError, ModelConfig, load_config
 # The table is literal: nothing from model.yaml or the command line picks a module.
 VERBS: dict[str, tuple[str, str]] = {
     "validate": ("check model.yaml against the schema and its cross-field rules", "validate"),
+    "release-check": ("tag equals v + metadata.version and this commit's gates passed", "release_check"),
+    "promote": ("pin an image digest in a deploy overlay, synced with model.yaml", "promote"),
+    "provenance": ("what the image is built from: git sha, data and model.yaml hashes, gate report", "provenance"),
     "check-data": ("check the data file against the data contract in model.yaml", "data"),
     "train": ("check the data, fit the model, save the artifact to artifacts/model", "train"),
     "evaluate": ("score the artifact on the test split: metrics.json, slice metrics, plots", "evaluate"),
