@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .artifact import sha256_file
 from .config import ModelConfig
 from .runtime import (
     MANIFEST,
@@ -29,7 +30,6 @@ from .runtime import (
     _load_skops,
     exported_predictor,
     read_verified,
-    sha256_file,
 )
 
 MODEL_DIR = Path("artifacts/model")

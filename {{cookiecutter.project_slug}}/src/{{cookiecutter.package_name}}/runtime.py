@@ -9,7 +9,6 @@ TFLite (Keras). It is served only when its export-time parity check against the 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import importlib
 import importlib.metadata
 import json
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .artifact import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +35,6 @@ class ModelLoadError(Exception):
 
 class VersionMismatch(Exception):
     """A library differs from the one the artifact was made with; the server refuses to start."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_verified(directory: Path, manifest_name: str, allow_empty: bool = False) -> dict[str, Any]:
