@@ -115,7 +115,11 @@ def write_test_scores(config: ModelConfig, model_dir: Path, rows: pd.DataFrame, 
         "y_true": scored.y_true.tolist(),
         "y_pred": scored.y_pred.tolist(),
         "proba": None if scored.proba is None else scored.proba.tolist(),
-        "columns": {f.name: label_column(rows, f.name).tolist() for f in config.data.features if f.is_categorical},
+        "columns": {
+            f.name: [None if v != v else v for v in label_column(rows, f.name).tolist()]  # NaN (missing) -> null
+            for f in config.data.features
+            if f.is_categorical
+        },
     }
     write_json(path, document)
 
