@@ -3,9 +3,9 @@
 Bakes the default sklearn repo into a temporary folder and times, interleaved, N times each:
   bare      one Python process: read the CSV, split, fit the same preprocessing + estimator, save it with skops,
             compute the same test metrics (the yardstick: what a data scientist would write by hand)
-  repro     `dvc repro --force`: validate-data -> train -> evaluate, three processes, plots included
+  repro     `dvc repro --force`: validate-data -> train -> export, evaluate: four processes, plots included
   noop      `dvc repro` with nothing to do: DVC's own start-up, hashing and lock checks
-  stages    each stage's command alone (check-data, train, evaluate), to show where the time goes
+  stages    each stage's command alone (check-data, train, export, evaluate), to show where the time goes
 and prints medians and the ratio (repro - noop) / bare. Timings on a shared machine: read the ratios.
 
     python benchmarks/pipeline.py [--runs 5] [--variant sklearn-classification]
@@ -100,7 +100,7 @@ def main() -> None:
         task = VARIANTS[args.variant]["task"]
         timed([*dvc, "repro"], repo, env)  # warm the file system cache and create dvc.lock
         package = [sys.executable, "-m", repo.name.replace("-", "_")]
-        stages = ("check-data", "train", "evaluate")
+        stages = ("check-data", "train", "export", "evaluate")
         times: dict[str, list[float]] = {"bare": [], "repro": [], "noop": [], **{s: [] for s in stages}}
         for _ in range(args.runs):  # interleaved, so that load on the machine hits all of them alike
             times["bare"].append(timed([sys.executable, "bare.py", task], repo, env))

@@ -176,6 +176,20 @@ def test_an_override_is_recorded(baked: Callable[[str], Path], tmp_path: Path) -
     assert "Sample data is small (approved by @your-org)" in (repo / "artifacts/model_card.md").read_text()
 
 
+@pytest.mark.slow
+def test_evaluate_refuses_scores_of_other_data(baked: Callable[[str], Path], tmp_path: Path) -> None:
+    """evaluate computes from the scores train wrote; once the data changed, they describe other rows."""
+    repo = copy_of(baked, "sklearn-classification", tmp_path)
+    cli(repo, "train")
+    data = repo / "data/breast_cancer.csv"
+    rows = data.read_text().splitlines()
+    data.write_text("\n".join([*rows, rows[1]]) + "\n")  # one more row, still within the contract
+    result = cli(repo, "evaluate", check=False)
+    assert result.returncode == 1
+    assert "test_scores.json was written from another version of data/breast_cancer.csv: run train" in result.stderr
+    assert not (repo / "artifacts/metrics.json").exists()
+
+
 # (id, how to break the CSV text, a rule the table must show); at least eight kinds.
 BROKEN = [
     ("missing-column", lambda rows: [r.rsplit(",", 1)[0] for r in rows], "missing column"),

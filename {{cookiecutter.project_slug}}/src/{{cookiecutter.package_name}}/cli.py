@@ -34,14 +34,18 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the verb named in ``argv`` imports its module (every stage is its own process under DVC,
+    and importing all of them would cost each one the imports of the others). ``None``: every verb, in full."""
+    named = [a for a in argv if a in VERBS] if argv is not None else list(VERBS)
     parser = argparse.ArgumentParser(prog=__package__, description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=Path("model.yaml"), help="path to model.yaml")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for verb, (help_text, module_name) in VERBS.items():
         sub = verbs.add_parser(verb, help=help_text, description=help_text)
         sub.set_defaults(module=module_name)
-        _module(module_name).add_arguments(sub)
+        if verb in named:
+            _module(module_name).add_arguments(sub)
     return parser
 
 
@@ -50,8 +54,8 @@ def _module(name: str) -> types.ModuleType:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     module = _module(args.module)
     run: Callable[[ModelConfig, argparse.Namespace], int] = module.run
     try:

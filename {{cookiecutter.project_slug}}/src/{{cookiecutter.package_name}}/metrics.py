@@ -1,5 +1,8 @@
 """Metrics per task as pure functions of arrays, and their bootstrap intervals. No files, no config.
 
+numpy only, written to scikit-learn's definitions (its tie handling, curve points and clipping): evaluate then
+imports neither scikit-learn nor the model's libraries, and bootstrapped gates skip sklearn's input validation.
+
 Binary classification scores precision, recall, f1 and roc_auc for the positive class; multiclass uses macro
 averages and one-vs-rest roc_auc. A metric that cannot be computed on the rows given (roc_auc with one class
 present, r2 on one row) is None, never a made-up number.
@@ -55,8 +58,6 @@ def compute_all(names: Sequence[str], s: Scored) -> dict[str, float | None]:
 
 
 def _classification(name: str, s: Scored) -> float | None:
-    from sklearn import metrics as m
-
     positive = positive_label(s.classes, s.positive)
     labels = list(s.classes)
     if name == "accuracy":
@@ -65,26 +66,74 @@ def _classification(name: str, s: Scored) -> float | None:
         present = [c for c in labels if np.any(s.y_true == c)]
         return float(np.mean([np.mean(s.y_pred[s.y_true == c] == c) for c in present]))
     if name in ("precision", "recall", "f1"):
-        score = {"precision": m.precision_score, "recall": m.recall_score, "f1": m.f1_score}[name]
         if positive is not None:
             # Undefined, not 0: recall and f1 without a positive row, precision without a positive prediction.
             if not np.any((s.y_pred if name == "precision" else s.y_true) == positive):
                 return None
-            return score(s.y_true, s.y_pred, pos_label=positive, average="binary", zero_division=0)
-        return score(s.y_true, s.y_pred, labels=labels, average="macro", zero_division=0)
+            return _prf(name, s.y_true == positive, s.y_pred == positive)
+        return float(np.mean([_prf(name, s.y_true == c, s.y_pred == c) for c in labels]))
     if s.proba is None:
         return None
     if name == "roc_auc":
         if len(np.unique(s.y_true)) < 2:
             return None
         if positive is not None:
-            return m.roc_auc_score(s.y_true == positive, s.proba[:, labels.index(positive)])
+            return _auc(s.y_true == positive, s.proba[:, labels.index(positive)])
         if len(np.unique(s.y_true)) < len(labels):
             return None
-        return m.roc_auc_score(s.y_true, s.proba, multi_class="ovr", average="macro", labels=labels)
+        return float(np.mean([_auc(s.y_true == c, s.proba[:, i]) for i, c in enumerate(labels)]))  # one-vs-rest
     if name == "log_loss":
-        return m.log_loss(s.y_true, np.clip(s.proba, 1e-15, 1.0), labels=labels)
+        eps = np.finfo(np.float64).eps
+        proba = np.clip(np.clip(s.proba, 1e-15, 1.0), eps, 1 - eps)
+        column = np.asarray([labels.index(c) for c in s.y_true])
+        return float(np.mean(-np.log(proba[np.arange(len(column)), column])))
     raise KeyError(name)
+
+
+def _prf(name: str, truth: np.ndarray, predicted: np.ndarray) -> float:
+    """Precision, recall or f1 of one class from boolean masks; 0 where the denominator is 0 (zero_division=0)."""
+    hits = float(np.sum(truth & predicted))
+    positives, predictions = float(np.sum(truth)), float(np.sum(predicted))
+    denominator = {"precision": predictions, "recall": positives, "f1": (positives + predictions) / 2}[name]
+    return 0.0 if denominator == 0 else hits / denominator
+
+
+def _counts_at_thresholds(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(false positives, true positives, thresholds) at each distinct score, highest first."""
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    scores, truth = np.asarray(scores, dtype=np.float64)[order], np.asarray(truth, dtype=np.float64)[order]
+    at = np.r_[np.flatnonzero(np.diff(scores)), len(truth) - 1]
+    tps = np.cumsum(truth, dtype=np.float64)[at]
+    return 1 + at.astype(np.float64) - tps, tps, scores[at]
+
+
+def roc_curve(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(fpr, tpr) from (0, 0), without points collinear with their neighbours; both classes must be present."""
+    fps, tps, _ = _counts_at_thresholds(truth, scores)
+    if len(fps) > 2:
+        corner = np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])
+        fps, tps = fps[corner], tps[corner]
+    fps, tps = np.r_[0.0, fps], np.r_[0.0, tps]
+    return fps / fps[-1], tps / tps[-1]
+
+
+def precision_recall_curve(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(precision, recall), recall decreasing, ending at (1, 0)."""
+    fps, tps, _ = _counts_at_thresholds(truth, scores)
+    predicted = tps + fps
+    precision = np.divide(tps, predicted, out=np.zeros_like(tps), where=predicted != 0)
+    recall = np.ones_like(tps) if tps[-1] == 0 else tps / tps[-1]
+    return np.r_[precision[::-1], 1.0], np.r_[recall[::-1], 0.0]
+
+
+def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+    """Counts, rows = actual, columns = predicted, in ``labels`` order."""
+    return np.asarray([[int(np.sum((truth == a) & (predicted == p))) for p in labels] for a in labels])
+
+
+def _auc(truth: np.ndarray, scores: np.ndarray) -> float:
+    fpr, tpr = roc_curve(truth, scores)
+    return float(np.trapezoid(tpr, fpr))
 
 
 def _regression(name: str, s: Scored) -> float | None:

@@ -16,6 +16,7 @@ import numpy as np
 from .artifact import save_artifact
 from .config import ModelConfig
 from .data import DataError, check, format_table, label, read_frame, split
+from .evaluate import SCORES_FILE, write_test_scores
 from .features import build_preprocessor, model_frame
 from .lineage import lineage
 from .profile import write_training_profile
@@ -73,6 +74,7 @@ SKLEARN_ESTIMATORS: Mapping[str, Callable[..., Any]] = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=MODEL_DIR, help="artifact folder (replaced as a whole)")
+    parser.add_argument("--scores", type=Path, default=SCORES_FILE, help="test-split scores of the saved artifact")
 
 
 def run(config: ModelConfig, args: argparse.Namespace) -> int:
@@ -87,7 +89,7 @@ def run(config: ModelConfig, args: argparse.Namespace) -> int:
         print(f"train: refusing to train: {config.data.path} breaks the data contract:", file=sys.stderr)
         print(format_table(violations), file=sys.stderr)
         return 1
-    train_rows, _ = split(config, frame)
+    train_rows, test_rows = split(config, frame)
     seed_everything(config.training.seed)
     m = config.model
     print(f"train: {m.framework} {m.estimator} ({m.task}) on {len(train_rows)} rows", flush=True)
@@ -109,7 +111,9 @@ def run(config: ModelConfig, args: argparse.Namespace) -> int:
             keras_model=keras_model,
         )
     write_training_profile(config, out, train_rows)  # the monitor's reference, versioned with the model
-    print(f"train: saved {args.out} in {time.perf_counter() - started:.1f}s")
+    # The libraries are loaded now: scoring the test rows here spares evaluate loading them again.
+    write_test_scores(config, out, test_rows, config.path(args.scores))
+    print(f"train: saved {args.out} and {args.scores} in {time.perf_counter() - started:.1f}s")
     return 0
 
 

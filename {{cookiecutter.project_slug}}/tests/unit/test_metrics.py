@@ -83,3 +83,38 @@ def test_bootstrap_is_reproducible_and_interval_is_central() -> None:
     low, high = interval(list(np.arange(101, dtype=float)), 0.9)
     assert (low, high) == pytest.approx((5.0, 95.0))
     assert interval([None, None], 0.9) is None
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_numpy_metrics_and_curves_equal_scikit_learns(classes: int) -> None:
+    """Written to sklearn's definitions (ties, dropped curve points, clipping): equal to the last bit."""
+    from sklearn import metrics as m
+
+    from {{ cookiecutter.package_name }}.metrics import confusion_matrix, precision_recall_curve, roc_curve
+
+    rng = np.random.default_rng(classes)
+    labels = [f"c{i}" for i in range(classes)]
+    for _ in range(40):
+        rows = int(rng.integers(10, 120))
+        y_true = np.asarray(rng.choice(labels, rows), dtype=object)
+        y_pred = np.asarray(rng.choice(labels, rows), dtype=object)
+        proba = np.round(rng.random((rows, classes)), 1) + 1e-3  # rounded: many tied scores
+        proba /= proba.sum(axis=1, keepdims=True)
+        if len(set(y_true)) < classes:
+            continue
+        s = Scored(y_true, y_pred, proba, tuple(labels), labels[-1] if classes == 2 else None)
+        average = {"pos_label": labels[-1], "average": "binary"} if classes == 2 else {"average": "macro"}
+        assert compute("precision", s) == m.precision_score(y_true, y_pred, zero_division=0, **average)
+        assert compute("recall", s) == m.recall_score(y_true, y_pred, zero_division=0, **average)
+        assert compute("f1", s) == m.f1_score(y_true, y_pred, zero_division=0, **average)
+        assert compute("log_loss", s) == m.log_loss(y_true, proba, labels=labels)
+        expected = m.confusion_matrix(y_true, y_pred, labels=labels)
+        assert np.array_equal(confusion_matrix(y_true, y_pred, labels), expected)
+        if classes == 2:
+            truth, scores = y_true == labels[-1], proba[:, -1]
+            assert compute("roc_auc", s) == m.roc_auc_score(truth, scores)
+            for mine, theirs in ((roc_curve, m.roc_curve), (precision_recall_curve, m.precision_recall_curve)):
+                ours, sklearns = mine(truth, scores), theirs(truth, scores)[:2]
+                assert all(np.array_equal(a, b) for a, b in zip(ours, sklearns, strict=True))
+        else:
+            assert compute("roc_auc", s) == m.roc_auc_score(y_true, proba, multi_class="ovr", labels=labels)
