@@ -44,20 +44,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(config: ModelConfig, args: argparse.Namespace) -> int:
     try:
-        frame = read_frame(config)
+        frame = read_checked_frame(config)
     except DataError as err:
         print(f"check-data: {err}", file=sys.stderr)
-        return 1
-    violations = check(config, frame)
-    if violations:
-        print(f"check-data: {config.data.path} breaks the data contract ({len(violations)} problems):", file=sys.stderr)
-        print(format_table(violations), file=sys.stderr)
         Path(config.path(args.report)).unlink(missing_ok=True)
         return 1
     report = profile(config, frame)
     write_json(config.path(args.report), report)
     print(f"check-data: {config.data.path}: {len(frame)} rows, {len(config.data.features)} features: contract holds")
     return 0
+
+
+def read_checked_frame(config: ModelConfig) -> pd.DataFrame:
+    """The data file, read and checked against the contract; DataError with the violations table otherwise."""
+    frame = read_frame(config)
+    violations = check(config, frame)
+    if violations:
+        table = format_table(violations)
+        raise DataError(f"{config.data.path} breaks the data contract ({len(violations)} problems):\n{table}")
+    return frame
 
 
 def read_frame(config: ModelConfig) -> pd.DataFrame:

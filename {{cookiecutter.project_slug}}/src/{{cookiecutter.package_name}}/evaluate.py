@@ -19,7 +19,7 @@ import numpy as np
 
 from .artifact import METADATA, ArtifactError, Predictor, load_metadata, load_predictor, sha256_file
 from .config import ModelConfig
-from .data import DataError, allowed_values, check, file_md5, format_table, label, read_frame, split, write_json
+from .data import DataError, allowed_values, file_md5, label, read_checked_frame, split, write_json
 from .metrics import (
     Scored,
     compute_all,
@@ -78,11 +78,7 @@ def _fmt(value: float | None) -> str:
 
 def held_out_rows(config: ModelConfig) -> pd.DataFrame:
     """The test split of the current data; DataError if the data breaks the contract (nothing is scored then)."""
-    frame = read_frame(config)
-    violations = check(config, frame)
-    if violations:
-        raise DataError(f"{config.data.path} breaks the data contract:\n{format_table(violations)}")
-    _, test = split(config, frame)
+    _, test = split(config, read_checked_frame(config))
     return test
 
 

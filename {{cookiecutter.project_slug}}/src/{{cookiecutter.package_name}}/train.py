@@ -15,7 +15,7 @@ import numpy as np
 
 from .artifact import save_artifact
 from .config import ModelConfig
-from .data import DataError, check, format_table, label, read_frame, split
+from .data import DataError, label, read_checked_frame, split
 from .evaluate import SCORES_FILE, write_test_scores
 from .features import build_preprocessor, model_frame
 from .lineage import lineage
@@ -80,14 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(config: ModelConfig, args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
-        frame = read_frame(config)
+        frame = read_checked_frame(config)
     except DataError as err:
-        print(f"train: {err}", file=sys.stderr)
-        return 1
-    violations = check(config, frame)
-    if violations:
-        print(f"train: refusing to train: {config.data.path} breaks the data contract:", file=sys.stderr)
-        print(format_table(violations), file=sys.stderr)
+        print(f"train: refusing to train: {err}", file=sys.stderr)
         return 1
     train_rows, test_rows = split(config, frame)
     seed_everything(config.training.seed)
