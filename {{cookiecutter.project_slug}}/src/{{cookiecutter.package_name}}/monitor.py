@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .config import ModelConfig
+from .metrics import Scored, compute
 from .profile import (
     PROFILE_FILE,
     ProfileError,
@@ -366,7 +367,7 @@ def live_quality(
     if len(joined) < config.monitoring.min_rows:
         out["note"] = f"{len(joined)} labelled rows, fewer than monitoring.min_rows ({config.monitoring.min_rows})"
         return out
-    out["metrics"] = {name: metric(name, joined, positive) for name in config.evaluation.metrics}
+    out["metrics"] = {name: metric(name, joined, positive, config.model.task) for name in config.evaluation.metrics}
     for gate in config.evaluation.gates:
         if gate.relative:
             continue
@@ -378,7 +379,7 @@ def live_quality(
         for value, pairs in sorted(groups.items(), key=lambda kv: str(kv[0])):
             if gate.slice and len(pairs) < (gate.min_rows or 1):
                 continue
-            score = metric(gate.metric, pairs, positive)
+            score = metric(gate.metric, pairs, positive, config.model.task)
             passed = score >= gate.bound if gate.kind == "min" else score <= gate.bound
             out["gates"].append(
                 {
@@ -396,37 +397,19 @@ def live_quality(
     return out
 
 
-def metric(name: str, pairs: Sequence[tuple[Mapping[str, Any], Any]], positive: str | None) -> float:
-    """One evaluation metric on (record, label) pairs; the same definitions as the evaluate stage."""
-    from sklearn import metrics as skm
-
-    if name in ("rmse", "mae", "r2", "mape"):
-        y = np.array([float(label) for _, label in pairs])
-        p = np.array([float(r["prediction"]) for r, _ in pairs])
-        return float(
-            {
-                "rmse": lambda: np.sqrt(skm.mean_squared_error(y, p)),
-                "mae": lambda: skm.mean_absolute_error(y, p),
-                "r2": lambda: skm.r2_score(y, p),
-                "mape": lambda: skm.mean_absolute_percentage_error(y, p),
-            }[name]()
-        )
-    y_true = [str(label) for _, label in pairs]
-    y_pred = [str(r["prediction"]) for r, _ in pairs]
-    if name == "accuracy":
-        return float(skm.accuracy_score(y_true, y_pred))
-    if name == "balanced_accuracy":
-        return float(skm.balanced_accuracy_score(y_true, y_pred))
-    if name in ("precision", "recall", "f1"):
-        scorer = {"precision": skm.precision_score, "recall": skm.recall_score, "f1": skm.f1_score}[name]
-        return float(scorer(y_true, y_pred, pos_label=positive, zero_division=0))
-    proba = np.array([float((r.get("probabilities") or {}).get(positive, np.nan)) for r, _ in pairs])
-    hit = np.array([t == positive for t in y_true])
-    if name == "roc_auc":
-        return float(skm.roc_auc_score(hit, proba)) if 0 < hit.sum() < hit.size else float("nan")
-    if name == "log_loss":
-        return float(skm.log_loss(hit, np.clip(proba, 1e-15, 1 - 1e-15), labels=[False, True]))
-    raise ValueError(f"unknown metric {name}")  # unreachable: config.METRICS lists the names
+def metric(name: str, pairs: Sequence[tuple[Mapping[str, Any], Any]], positive: str | None, task: str) -> float:
+    """One evaluation metric on (record, label) pairs, computed by the evaluate stage's own functions (metrics.py)."""
+    truth = [label for _, label in pairs]
+    predicted = [record["prediction"] for record, _ in pairs]
+    if task == "regression":
+        scored = Scored(np.array(truth, dtype=float), np.array(predicted, dtype=float))
+    else:
+        logged = [record.get("probabilities") or {} for record, _ in pairs]
+        classes = tuple(logged[0]) if logged and logged[0] else tuple(sorted({*map(str, truth), *map(str, predicted)}))
+        proba = np.array([[float(p.get(c, np.nan)) for c in classes] for p in logged]) if logged[0] else None
+        scored = Scored(np.array(truth, dtype=str), np.array(predicted, dtype=str), proba, classes, positive)
+    value = compute(name, scored)
+    return float("nan") if value is None else value
 
 
 # ---- writing ----------------------------------------------------------------------------------------------------
