@@ -380,13 +380,20 @@ class App:
             raise RequestError(503, "model", f"the model is not ready: {self.error}")
         return self.predictor
 
-    async def predict(self, body: Any, rid: str = "") -> tuple[int, Any]:
-        predictor = self._predictor()
-        columns, rows = self.contract.instances(body)
+    async def _predict_and_record(
+        self, predictor: Predictor, columns: Any, rows: int, rid: str
+    ) -> tuple[list[Any], Any]:
+        """What /predict and the OIP infer route share: predict one validated batch, count it, log it."""
         predictions, proba = await self._predict_columns(predictor, columns, rows)
         self.metrics.observe_predictions(predictions)
         self.traffic.observe(columns, rows)
         self.prediction_log.log(rid, columns, predictions, proba, predictor.classes)
+        return predictions, proba
+
+    async def predict(self, body: Any, rid: str = "") -> tuple[int, Any]:
+        predictor = self._predictor()
+        columns, rows = self.contract.instances(body)
+        predictions, proba = await self._predict_and_record(predictor, columns, rows, rid)
         answer: dict[str, Any] = {"model": self.name, "model_version": self.version, "predictions": predictions}
         if proba is not None and predictor.classes is not None:
             classes = [str(c) for c in predictor.classes]
@@ -396,10 +403,7 @@ class App:
     async def infer(self, body: Any, rid: str = "") -> tuple[int, Any]:
         predictor = self._predictor()
         columns, rows = self.contract.inference_inputs(body)
-        predictions, proba = await self._predict_columns(predictor, columns, rows)
-        self.metrics.observe_predictions(predictions)
-        self.traffic.observe(columns, rows)
-        self.prediction_log.log(rid, columns, predictions, proba, predictor.classes)
+        predictions, proba = await self._predict_and_record(predictor, columns, rows, rid)
         outputs = [{"name": "predictions", "shape": [rows], "datatype": _datatype(predictions), "data": predictions}]
         if proba is not None:
             outputs.append(
