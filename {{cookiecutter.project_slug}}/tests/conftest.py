@@ -1,6 +1,7 @@
 """Shared fixtures: the repository root and a writable copy of it for tests that change model.yaml."""
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,13 +21,24 @@ def spec() -> dict:
     return yaml.safe_load((ROOT / "model.yaml").read_text())
 
 
-@pytest.fixture
-def scratch_repo(tmp_path: Path) -> Path:
-    """model.yaml, its schema and the data in a temporary folder."""
+def copy_inputs(target: Path) -> Path:
+    """model.yaml, its schema and the data copied into ``target``: a repo the test may change or train in."""
     for part in ("model.yaml", "schemas", "data"):
         source = ROOT / part
         if source.is_dir():
-            shutil.copytree(source, tmp_path / part, ignore=shutil.ignore_patterns("*.dvc", ".gitignore"))
+            shutil.copytree(source, target / part, ignore=shutil.ignore_patterns("*.dvc", ".gitignore"))
         else:
-            shutil.copy(source, tmp_path / part)
-    return tmp_path
+            shutil.copy(source, target / part)
+    return target
+
+
+@pytest.fixture(scope="session")
+def inputs_copier() -> Callable[[Path], Path]:
+    """copy_inputs, for fixtures with a wider scope than tmp_path's."""
+    return copy_inputs
+
+
+@pytest.fixture
+def scratch_repo(tmp_path: Path) -> Path:
+    """model.yaml, its schema and the data in a temporary folder."""
+    return copy_inputs(tmp_path)

@@ -4,6 +4,7 @@ Trains the shipped model.yaml once per module on the shipped data (marked slow: 
 """
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,16 +31,10 @@ DIRECTIONAL_FEATURE = "bmi"
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModelConfig, Predictor]:
-    import shutil
-
-    scratch = tmp_path_factory.mktemp("model")
-    for part in ("model.yaml", "schemas", "data"):
-        source = ROOT / part
-        if source.is_dir():
-            shutil.copytree(source, scratch / part, ignore=shutil.ignore_patterns("*.dvc", ".gitignore"))
-        else:
-            shutil.copy(source, scratch / part)
+def trained(
+    tmp_path_factory: pytest.TempPathFactory, inputs_copier: Callable[[Path], Path]
+) -> tuple[ModelConfig, Predictor]:
+    scratch = inputs_copier(tmp_path_factory.mktemp("model"))
     assert main(["--config", str(scratch / "model.yaml"), "train"]) == 0
     return load_config(scratch / "model.yaml"), load_predictor(scratch / "artifacts/model")
 
