@@ -1,4 +1,4 @@
-"""`evaluate`: metrics.json (overall and per slice) and plots of the trained artifact on the test split.
+"""`evaluate`: metrics.json (overall and per slice) and plot data of the trained artifact on the test split.
 
 `train` scores the test rows with the artifact as saved (reloaded and sha256-verified) into test_scores.json, while
 the model's libraries are loaded anyway; evaluate computes everything from those scores after checking that they
@@ -23,7 +23,6 @@ from .data import DataError, allowed_values, file_md5, label, read_checked_frame
 from .metrics import (
     Scored,
     compute_all,
-    confusion_matrix,
     positive_label,
     precision_recall_curve,
     roc_curve,
@@ -43,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=MODEL_DIR, help="artifact folder to evaluate")
     parser.add_argument("--scores", type=Path, default=SCORES_FILE, help="test-split scores train wrote")
     parser.add_argument("--out", type=Path, default=METRICS_FILE, help="metrics file to write")
-    parser.add_argument("--plots", type=Path, default=PLOTS_DIR, help="folder for plot images and data")
+    parser.add_argument("--plots", type=Path, default=PLOTS_DIR, help="folder for the plot data (CSV)")
 
 
 def run(config: ModelConfig, args: argparse.Namespace) -> int:
@@ -172,36 +171,16 @@ def slice_metrics(config: ModelConfig, scored: Scored, columns: dict[str, np.nda
 
 
 def write_plots(folder: Path, s: Scored) -> None:
-    """PNG images (matplotlib's Agg canvas) and the CSV data DVC plots from (see dvc.yaml)."""
+    """The CSV data DVC plots from (see dvc.yaml); `report` draws the same plots as PNG (figures.py)."""
     folder.mkdir(parents=True, exist_ok=True)
     if not s.classes:
         residual = s.y_pred - s.y_true
         write_csv(folder / "predictions.csv", {"actual": s.y_true, "predicted": s.y_pred, "residual": residual})
-        fig, ax = _figure(figsize=(5, 5))
-        ax.scatter(s.y_true, s.y_pred, s=12, alpha=0.7)
-        low, high = float(min(s.y_true.min(), s.y_pred.min())), float(max(s.y_true.max(), s.y_pred.max()))
-        ax.plot([low, high], [low, high], color="grey", linewidth=1)
-        ax.set(xlabel="actual", ylabel="predicted", title="Predicted vs actual")
-        _save(fig, folder / "predicted_vs_actual.png")
-        fig, ax = _figure(figsize=(5, 4))
-        ax.scatter(s.y_pred, residual, s=12, alpha=0.7)
-        ax.axhline(0, color="grey", linewidth=1)
-        ax.set(xlabel="predicted", ylabel="residual (predicted - actual)", title="Residuals")
-        _save(fig, folder / "residuals.png")
         return
     write_csv(folder / "confusion.csv", {"actual": s.y_true, "predicted": s.y_pred})
-    _confusion_png(s, folder / "confusion_matrix.png")
     curves = curve_data(s)
     write_csv(folder / "roc.csv", {"fpr": curves["fpr"], "tpr": curves["tpr"]})
     write_csv(folder / "pr.csv", {"recall": curves["recall"], "precision": curves["precision"]})
-    for name, (x, y, title) in {
-        "roc.png": ("fpr", "tpr", "ROC curve"),
-        "pr.png": ("recall", "precision", "Precision-recall curve"),
-    }.items():
-        fig, ax = _figure(figsize=(5, 4))
-        ax.plot(curves[x], curves[y])
-        ax.set(xlabel=x, ylabel=y, title=f"{title} ({curves['about']})", xlim=(0, 1), ylim=(0, 1.02))
-        _save(fig, folder / name)
 
 
 def write_csv(path: Path, columns: dict[str, np.ndarray]) -> None:
@@ -218,40 +197,9 @@ def curve_data(s: Scored) -> dict[str, Any]:
     if s.positive is not None:
         truth = s.y_true == s.positive
         scores = s.proba[:, list(s.classes).index(s.positive)]
-        about = f"positive class {s.positive}"
     else:
         truth = (s.y_true[:, None] == np.asarray(s.classes, dtype=object)[None, :]).ravel()
         scores = s.proba.ravel()
-        about = "micro-average"
     fpr, tpr = roc_curve(truth, scores)
     precision, recall = precision_recall_curve(truth, scores)
-    return {"fpr": fpr, "tpr": tpr, "precision": precision, "recall": recall, "about": about}
-
-
-def _confusion_png(s: Scored, path: Path) -> None:
-    matrix = confusion_matrix(s.y_true, s.y_pred, labels=list(s.classes))
-    fig, ax = _figure(figsize=(4 + 0.4 * len(s.classes), 4 + 0.4 * len(s.classes)))
-    ax.imshow(matrix, cmap="Blues")
-    ticks = range(len(s.classes))
-    ax.set(xticks=ticks, yticks=ticks, xticklabels=s.classes, yticklabels=s.classes)
-    ax.set(xlabel="predicted", ylabel="actual", title="Confusion matrix")
-    for (i, j), count in np.ndenumerate(matrix):
-        ax.text(j, i, str(count), ha="center", va="center", color="white" if count > matrix.max() / 2 else "black")
-    _save(fig, path, left=0.25)
-
-
-def _figure(figsize: tuple[float, float]) -> tuple[Any, Any]:
-    """A figure on an Agg canvas, without pyplot: no global state, no GUI backend, a faster import."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize)
-    FigureCanvasAgg(fig)
-    return fig, fig.add_subplot()
-
-
-def _save(fig: Any, path: Path, left: float = 0.16) -> None:
-    # Fixed margins rather than tight_layout, which measures every label and costs more than the drawing.
-    fig.subplots_adjust(left=left, bottom=0.13, right=0.96, top=0.9)
-    # No timestamp or version in the PNG: the bytes stay identical from run to run.
-    fig.savefig(path, dpi=100, metadata={"Software": None})
+    return {"fpr": fpr, "tpr": tpr, "precision": precision, "recall": recall}

@@ -1,5 +1,7 @@
 """`export`: write the fast serving runtime (artifacts/runtime/) from the trained artifact, with a parity check.
 
+`train` calls it right after saving the model (one DVC stage, one process); the verb re-exports a saved model.
+
 The runtime is served (serving.runtime: auto) only when its predictions on the training data plus edge rows
 (every numeric feature missing in turn, unseen categories) match the trained model's within a tolerance.
 """
@@ -54,7 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(config: ModelConfig, args: argparse.Namespace) -> int:
-    model_dir, out = config.path(args.model_dir), config.path(args.out)
+    return export_runtime(config, config.path(args.model_dir), config.path(args.out), shown=args.out)
+
+
+def export_runtime(config: ModelConfig, model_dir: Path, out: Path, shown: Path) -> int:
+    """`export` with its one-line verdict: 0 when the runtime is written and passed its parity check, else 1."""
     try:
         manifest = export(config, model_dir, out)
     except (ModelLoadError, ExportUnsupported) as err:
@@ -63,7 +69,7 @@ def run(config: ModelConfig, args: argparse.Namespace) -> int:
     parity = manifest["parity"]
     verdict = "passed" if parity["passed"] else "FAILED (serving.runtime auto will serve the native model)"
     print(
-        f"export: {manifest['estimator']['kind']} runtime in {args.out}; parity on {parity['rows']} rows {verdict}: "
+        f"export: {manifest['estimator']['kind']} runtime in {shown}; parity on {parity['rows']} rows {verdict}: "
         f"max relative difference {parity['max_difference']:.3g} (tolerance {parity['tolerance']:g}), "
         f"{parity['label_mismatches']} label mismatches"
     )

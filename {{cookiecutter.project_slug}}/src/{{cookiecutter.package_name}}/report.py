@@ -16,6 +16,7 @@ METRICS_FILE = Path("artifacts/metrics.json")
 GATE_REPORT = Path("artifacts/gate_report.json")
 MODEL_DIR = Path("artifacts/model")
 PLOTS_DIR = Path("artifacts/plots")
+FIGURES_DIR = Path("artifacts/figures")
 REPORT = Path("artifacts/report.md")
 MODEL_CARD = Path("artifacts/model_card.md")
 VERDICT_MARK = {"pass": "✅ pass", "fail": "❌ fail", "overridden": "⚠️ overridden", "skipped": "⏭️ skipped"}
@@ -25,10 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", type=Path, help="metrics.json of main, to diff against")
     parser.add_argument("--out", type=Path, default=REPORT, help="report to write")
     parser.add_argument("--card", type=Path, default=MODEL_CARD, help="model card to write")
+    parser.add_argument("--figures", type=Path, default=FIGURES_DIR, help="folder for the plots as PNG")
 
 
 def run(config: ModelConfig, args: argparse.Namespace) -> int:
     from .artifact import ArtifactError, load_metadata
+    from .figures import FigureError, draw
 
     try:
         metrics = _read_json(config.path(METRICS_FILE), "run `dvc repro` first")
@@ -39,13 +42,14 @@ def run(config: ModelConfig, args: argparse.Namespace) -> int:
         )
         baseline = _read_json(args.baseline, "a metrics.json") if args.baseline else None
         metadata = load_metadata(config.path(MODEL_DIR))
-    except (OSError, ValueError, ArtifactError) as err:
+        drawn = draw(config.path(PLOTS_DIR), config.path(args.figures), metadata["classes"], metadata["positive_class"])
+    except (OSError, ValueError, ArtifactError, FigureError) as err:
         print(f"report: {err}", file=sys.stderr)
         return 1
-    plots = sorted(p.name for p in config.path(PLOTS_DIR).glob("*.png"))
+    plots = sorted(p.name for p in drawn)
     write_text(config.path(args.out), render_report(config, metrics, gates, baseline, plots))
     write_text(config.path(args.card), render_card(config, metrics, gates, metadata))
-    print(f"report: wrote {args.out} and {args.card}")
+    print(f"report: wrote {args.out}, {args.card} and {len(drawn)} figures in {args.figures}")
     return 0
 
 
@@ -158,7 +162,7 @@ def render_report(
             "",
             "### Plots",
             "",
-            "In `artifacts/plots/` (also `dvc plots show`): " + ", ".join(f"`{p}`" for p in plots) + ".",
+            f"In `{FIGURES_DIR}/` (also `dvc plots show`): " + ", ".join(f"`{p}`" for p in plots) + ".",
         ]
     lineage = metrics.get("lineage", {})
     lines += [

@@ -1,4 +1,5 @@
-"""`train`: check the data contract, fit the estimator model.yaml names, save the artifact (skops / .keras)."""
+"""`train`: check the data contract, fit the estimator model.yaml names, save the artifact (skops / .keras), score
+the test split with it and export the serving runtime from it, all in the one process that has the libraries loaded."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .artifact import save_artifact
 from .config import ModelConfig
 from .data import DataError, label, read_checked_frame, split
 from .evaluate import SCORES_FILE, write_test_scores
+from .export import RUNTIME_DIR, export_runtime
 from .features import build_preprocessor, model_frame
 from .lineage import lineage
 from .profile import write_training_profile
@@ -75,6 +77,7 @@ SKLEARN_ESTIMATORS: Mapping[str, Callable[..., Any]] = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=MODEL_DIR, help="artifact folder (replaced as a whole)")
     parser.add_argument("--scores", type=Path, default=SCORES_FILE, help="test-split scores of the saved artifact")
+    parser.add_argument("--runtime", type=Path, default=RUNTIME_DIR, help="serving runtime exported from the artifact")
 
 
 def run(config: ModelConfig, args: argparse.Namespace) -> int:
@@ -106,10 +109,12 @@ def run(config: ModelConfig, args: argparse.Namespace) -> int:
             keras_model=keras_model,
         )
     write_training_profile(config, out, train_rows)  # the monitor's reference, versioned with the model
-    # The libraries are loaded now: scoring the test rows here spares evaluate loading them again.
+    # The libraries are loaded now: scoring the test rows and exporting the runtime here spares two more processes
+    # importing them again (skops's trust list imports every scikit-learn estimator module; TensorFlow takes seconds).
     write_test_scores(config, out, test_rows, config.path(args.scores))
-    print(f"train: saved {args.out} and {args.scores} in {time.perf_counter() - started:.1f}s")
-    return 0
+    exported = export_runtime(config, out, config.path(args.runtime), shown=args.runtime)
+    print(f"train: saved {args.out}, {args.scores} and {args.runtime} in {time.perf_counter() - started:.1f}s")
+    return exported
 
 
 def seed_everything(seed: int) -> None:

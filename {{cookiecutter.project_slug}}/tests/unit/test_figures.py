@@ -1,0 +1,44 @@
+"""The report's PNGs: drawn from the CSVs evaluate writes for DVC, byte-identical from run to run."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from {{ cookiecutter.package_name }}.evaluate import write_plots
+from {{ cookiecutter.package_name }}.figures import FigureError, draw, read_csv
+from {{ cookiecutter.package_name }}.metrics import Scored
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def classified() -> Scored:
+    truth = np.asarray(["no", "yes", "yes", "no", "yes", "no"], dtype=object)
+    proba_yes = np.asarray([0.1, 0.8, 0.4, 0.3, 0.9, 0.6])
+    proba = np.column_stack([1 - proba_yes, proba_yes])
+    predicted = np.where(proba_yes > 0.5, "yes", "no").astype(object)
+    return Scored(truth, predicted, proba, ("no", "yes"), "yes")
+
+
+def test_classification_figures_are_drawn_from_the_plot_csvs(tmp_path: Path) -> None:
+    write_plots(tmp_path / "plots", classified())
+    drawn = draw(tmp_path / "plots", tmp_path / "figures", ["no", "yes"], "yes")
+    assert [p.name for p in drawn] == ["confusion_matrix.png", "roc.png", "pr.png"]
+    assert all(p.read_bytes().startswith(PNG) for p in drawn)
+    again = draw(tmp_path / "plots", tmp_path / "again", ["no", "yes"], "yes")
+    assert [p.read_bytes() for p in again] == [p.read_bytes() for p in drawn]  # no timestamp in the PNGs
+
+
+def test_regression_figures_are_drawn_from_the_predictions_csv(tmp_path: Path) -> None:
+    truth = np.asarray([1.0, 2.0, 3.5, 4.0])
+    write_plots(tmp_path / "plots", Scored(truth, truth + np.asarray([0.5, -0.25, 0.0, 1.0])))
+    assert read_csv(tmp_path / "plots/predictions.csv")["residual"].tolist() == ["0.5", "-0.25", "0.0", "1.0"]
+    drawn = draw(tmp_path / "plots", tmp_path / "figures", None, None)
+    assert [p.name for p in drawn] == ["predicted_vs_actual.png", "residuals.png"]
+    assert all(p.read_bytes().startswith(PNG) for p in drawn)
+
+
+def test_a_missing_plot_csv_says_to_run_the_pipeline(tmp_path: Path) -> None:
+    expected = r"plots/confusion.csv cannot be read \(No such file or directory\): run `dvc repro`"
+    with pytest.raises(FigureError, match=expected):
+        draw(tmp_path / "plots", tmp_path / "figures", ["no", "yes"], "yes")
