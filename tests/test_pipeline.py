@@ -102,6 +102,7 @@ def test_dvc_repro_runs_offline_and_then_does_nothing(repo: Path, variant: str, 
     for name in pngs:  # the report draws the plots from evaluate's CSVs
         assert (repo / f"artifacts/figures/{name}.png").read_bytes().startswith(b"\x89PNG\r\n"), name
         assert f"`{name}.png`" in text
+    assert "```mermaid\nxychart-beta\n" in text  # the same plots, shown inside the PR comment
     assert "gates passed" in text
     assert "## Lineage" in (repo / "artifacts/model_card.md").read_text()
     lineage = metrics["lineage"]

@@ -1,12 +1,14 @@
-"""PNG figures of the evaluation plots, for the report and the model card, drawn from the CSVs `evaluate` writes.
+"""The evaluation plots for the report, from the CSVs `evaluate` writes: PNGs, and Markdown a PR comment can show.
 
 `report` draws them, outside `dvc repro`: matplotlib would cost `evaluate` more than all its metrics, and only the
-report shows the pictures (`dvc plots show` renders the same CSVs itself).
+report shows the pictures (`dvc plots show` renders the same CSVs itself). A PR comment cannot show a PNG from the
+run's artifacts, so the report embeds the same plots as mermaid charts and a confusion table, which GitHub renders.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,8 @@ import numpy as np
 from .metrics import confusion_matrix, positive_label
 
 FIGURES_DIR = Path("artifacts/figures")
+GRID = np.linspace(0.0, 1.0, 21)  # mermaid spaces a line's points evenly: curves are resampled on this grid
+RESIDUAL_BINS = 10
 
 
 class FigureError(Exception):
@@ -42,6 +46,54 @@ def draw(plots: Path, out: Path, classes: Sequence[str] | None, positive: str | 
         ax.set(xlabel=x, ylabel=y, title=f"{title} ({about})", xlim=(0, 1), ylim=(0, 1.02))
         drawn.append(_save(fig, out / f"{name}.png"))
     return drawn
+
+
+def markdown(plots: Path, classes: Sequence[str] | None, positive: str | None) -> list[str]:
+    """The plots as Markdown: ROC and precision-recall as mermaid line charts and the confusion matrix as a table
+    (classification), or a histogram of the residuals (regression)."""
+    if not classes:
+        data = read_csv(plots / "predictions.csv")
+        counts, edges = np.histogram(data["residual"].astype(np.float64), bins=RESIDUAL_BINS)
+        centres = ", ".join(f"{(a + b) / 2:.3g}" for a, b in itertools.pairwise(edges))
+        return _chart("Residuals (predicted - actual)", f'x-axis "residual" [{centres}]', "count", "bar", counts)
+    about = f"positive class {positive_label(classes, positive)}" if len(classes) == 2 else "micro-average"
+    roc, pr, confusion = (read_csv(plots / f"{n}.csv") for n in ("roc", "pr", "confusion"))
+    matrix = confusion_matrix(confusion["actual"], confusion["predicted"], labels=list(classes))
+    table = ["| actual \\ predicted | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
+    table += [f"| **{c}** | " + " | ".join(str(n) for n in row) + " |" for c, row in zip(classes, matrix, strict=True)]
+    return [
+        *_chart(f"ROC curve ({about})", 'x-axis "fpr" 0 --> 1', "tpr", "line", roc_on_grid(roc)),
+        "",
+        *_chart(f"Precision-recall ({about})", 'x-axis "recall" 0 --> 1', "precision", "line", pr_on_grid(pr)),
+        "",
+        *table,
+    ]
+
+
+def roc_on_grid(roc: dict[str, np.ndarray]) -> np.ndarray:
+    """True positive rate at each false positive rate of GRID: the best point reachable at or below it."""
+    fpr, tpr = roc["fpr"].astype(np.float64), roc["tpr"].astype(np.float64)
+    return np.asarray([tpr[fpr <= x + 1e-12].max(initial=0.0) for x in GRID])
+
+
+def pr_on_grid(pr: dict[str, np.ndarray]) -> np.ndarray:
+    """Interpolated precision at each recall of GRID: the best precision at that recall or more."""
+    recall, precision = pr["recall"].astype(np.float64), pr["precision"].astype(np.float64)
+    return np.asarray([precision[recall >= x - 1e-12].max(initial=0.0) for x in GRID])
+
+
+def _chart(title: str, x_axis: str, y_title: str, kind: str, values: np.ndarray) -> list[str]:
+    top = 1 if kind == "line" else int(values.max(initial=0)) or 1
+    shown = ", ".join(f"{v:.3g}" if kind == "line" else str(int(v)) for v in values)
+    return [
+        "```mermaid",
+        "xychart-beta",
+        f'  title "{title}"',
+        f"  {x_axis}",
+        f'  y-axis "{y_title}" 0 --> {top}',
+        f"  {kind} [{shown}]",
+        "```",
+    ]
 
 
 def read_csv(path: Path) -> dict[str, np.ndarray]:

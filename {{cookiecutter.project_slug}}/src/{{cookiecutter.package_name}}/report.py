@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(config: ModelConfig, args: argparse.Namespace) -> int:
     from .artifact import ArtifactError, load_metadata
-    from .figures import FigureError, draw
+    from .figures import FigureError, draw, markdown
 
     try:
         metrics = _read_json(config.path(METRICS_FILE), "run `dvc repro` first")
@@ -42,12 +42,14 @@ def run(config: ModelConfig, args: argparse.Namespace) -> int:
         )
         baseline = _read_json(args.baseline, "a metrics.json") if args.baseline else None
         metadata = load_metadata(config.path(MODEL_DIR))
-        drawn = draw(config.path(PLOTS_DIR), config.path(args.figures), metadata["classes"], metadata["positive_class"])
+        classes, positive = metadata["classes"], metadata["positive_class"]
+        drawn = draw(config.path(PLOTS_DIR), config.path(args.figures), classes, positive)
+        charts = markdown(config.path(PLOTS_DIR), classes, positive)
     except (OSError, ValueError, ArtifactError, FigureError) as err:
         print(f"report: {err}", file=sys.stderr)
         return 1
     plots = sorted(p.name for p in drawn)
-    write_text(config.path(args.out), render_report(config, metrics, gates, baseline, plots))
+    write_text(config.path(args.out), render_report(config, metrics, gates, baseline, plots, charts))
     write_text(config.path(args.card), render_card(config, metrics, gates, metadata))
     print(f"report: wrote {args.out}, {args.card} and {len(drawn)} figures in {args.figures}")
     return 0
@@ -123,6 +125,7 @@ def render_report(
     gates: Mapping[str, Any] | None,
     baseline: Mapping[str, Any] | None,
     plots: Sequence[str],
+    charts: Sequence[str] = (),
 ) -> str:
     m = config.model
     status = "not run" if gates is None else ("passed" if gates["passed"] else "FAILED")
@@ -157,13 +160,11 @@ def render_report(
         ]
     if metrics.get("slices"):
         lines += ["", "### Slices", *slice_lines(config, metrics["slices"])]
+    if plots or charts:
+        lines += ["", "### Plots", "", *charts]
     if plots:
-        lines += [
-            "",
-            "### Plots",
-            "",
-            f"In `{FIGURES_DIR}/` (also `dvc plots show`): " + ", ".join(f"`{p}`" for p in plots) + ".",
-        ]
+        names = ", ".join(f"`{p}`" for p in plots)
+        lines += ["", f"As PNG in `{FIGURES_DIR}/` (also `dvc plots show`): {names}."]
     lineage = metrics.get("lineage", {})
     lines += [
         "",

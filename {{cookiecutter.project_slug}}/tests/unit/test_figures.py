@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }}.evaluate import write_plots
-from {{ cookiecutter.package_name }}.figures import FigureError, draw, read_csv
+from {{ cookiecutter.package_name }}.figures import FigureError, draw, markdown, pr_on_grid, read_csv, roc_on_grid
 from {{ cookiecutter.package_name }}.metrics import Scored
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -42,3 +42,38 @@ def test_a_missing_plot_csv_says_to_run_the_pipeline(tmp_path: Path) -> None:
     expected = r"plots/confusion.csv cannot be read \(No such file or directory\): run `dvc repro`"
     with pytest.raises(FigureError, match=expected):
         draw(tmp_path / "plots", tmp_path / "figures", ["no", "yes"], "yes")
+
+
+def test_classification_markdown_has_mermaid_curves_and_a_confusion_table(tmp_path: Path) -> None:
+    write_plots(tmp_path, classified())
+    lines = markdown(tmp_path, ["no", "yes"], "yes")
+    assert lines[:6] == [
+        "```mermaid",
+        "xychart-beta",
+        '  title "ROC curve (positive class yes)"',
+        '  x-axis "fpr" 0 --> 1',
+        '  y-axis "tpr" 0 --> 1',
+        "  line [" + ", ".join(["0.667"] * 7 + ["1"] * 14) + "]",  # one false positive (0.6) above two of three yes
+    ]
+    assert lines[-4:] == [
+        "| actual \\ predicted | no | yes |",
+        "|---|---|---|",
+        "| **no** | 2 | 1 |",
+        "| **yes** | 1 | 2 |",
+    ]
+
+
+def test_curves_are_resampled_on_the_grid_as_reachable_points() -> None:
+    roc = {"fpr": np.asarray([0.0, 0.0, 0.5, 1.0]), "tpr": np.asarray([0.0, 0.5, 1.0, 1.0])}
+    assert roc_on_grid(roc).tolist() == [0.5] * 10 + [1.0] * 11  # tpr 1 needs fpr 0.5
+    pr = {"recall": np.asarray([1.0, 0.5, 0.0]), "precision": np.asarray([0.5, 1.0, 1.0])}
+    assert pr_on_grid(pr).tolist() == [1.0] * 11 + [0.5] * 10  # best precision at that recall or more
+
+
+def test_regression_markdown_is_a_histogram_of_every_residual(tmp_path: Path) -> None:
+    truth = np.arange(20, dtype=np.float64)
+    write_plots(tmp_path, Scored(truth, truth + np.linspace(-1.0, 1.0, 20)))
+    lines = markdown(tmp_path, None, None)
+    assert lines[2] == '  title "Residuals (predicted - actual)"'
+    assert lines[3] == '  x-axis "residual" [-0.9, -0.7, -0.5, -0.3, -0.1, 0.1, 0.3, 0.5, 0.7, 0.9]'
+    assert lines[5] == "  bar [2, 2, 2, 2, 2, 2, 2, 2, 2, 2]"
