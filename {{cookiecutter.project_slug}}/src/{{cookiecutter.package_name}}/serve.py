@@ -31,7 +31,6 @@ from .runtime import (
     ModelLoadError,
     Predictor,
     VersionMismatch,
-    check_runtime_versions,
     load_predictor,
     read_verified,
 )
@@ -76,16 +75,13 @@ def run(config: ModelConfig, args: argparse.Namespace) -> int:
         "timeout_graceful_shutdown": 20,
         "log_config": None,
     }
-    try:
-        if workers == 1:
-            preflight(config, model_dir, runtime_dir)
-        else:  # once, in the parent: the workers are forked with the model loaded
-            model = load_model(config, model_dir, runtime_dir)
+    try:  # once, before any worker: forked workers start with the model loaded
+        model = load_model(config, model_dir, runtime_dir)
     except VersionMismatch as err:
         print(f"serve: refusing to start: {err}", file=sys.stderr)
         return 1
     if workers == 1:
-        uvicorn.run(App(config, model_dir, runtime_dir), **options)
+        uvicorn.run(App(config, model_dir, runtime_dir, model), **options)
         return 0
     from . import prefork
 
@@ -96,11 +92,6 @@ def run(config: ModelConfig, args: argparse.Namespace) -> int:
         preload_worker_libraries()
         factory = functools.partial(App, config, model_dir, runtime_dir, model)
         return prefork.serve(uvicorn.Config(factory, factory=True, **options), workers)
-
-
-def preflight(config: ModelConfig, model_dir: Path, runtime_dir: Path) -> None:
-    """Refuse a library version mismatch before the server starts (a broken artifact only makes it not ready)."""
-    check_runtime_versions(model_dir, runtime_dir, config.serving.runtime)
 
 
 def preload_worker_libraries() -> None:
