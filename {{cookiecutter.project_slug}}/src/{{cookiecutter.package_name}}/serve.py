@@ -4,6 +4,7 @@ Routes: POST /predict ({"instances": [{feature: value}]}), the Open Inference Pr
 /v2/health/ready, /v2/models/{name}, /v2/models/{name}/ready, /v2/models/{name}/infer) so the image runs as a
 KServe custom runtime, GET /metrics (Prometheus), GET /openapi.json. Bad requests get a 4xx JSON body
 {"error", "field"}; nothing a client sends produces a 5xx. A broken model leaves the server up but not ready (503).
+With serving.workers > 1 the process loads the model once and forks the workers from it (prefork.py).
 """
 
 from __future__ import annotations
