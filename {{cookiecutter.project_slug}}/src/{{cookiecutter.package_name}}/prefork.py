@@ -75,7 +75,7 @@ def _fork(config: Any, sock: Any, mask: Any) -> int:
     pid = os.fork()
     if pid:
         return pid
-    code = 1
+    code, server = 1, None
     try:  # the worker: never returns into the parent's stack (its `with` blocks would clean up the parent's files)
         for sig in STOP_SIGNALS:  # until uvicorn installs its handlers, and when it re-raises the signal after draining
             signal.signal(sig, _exit_worker)
@@ -88,6 +88,8 @@ def _fork(config: Any, sock: Any, mask: Any) -> int:
         code = exit.code if isinstance(exit.code, int) else 1
     except BaseException:
         log.exception("worker [%d] crashed", os.getpid())
+        started = server is not None and server.started
+        code = 1 if started else STARTUP_FAILURE  # failing before serving would fail again in every replacement
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
