@@ -356,26 +356,6 @@ def load_predictor(model_dir: Path, runtime_dir: Path, mode: str, task: str) -> 
     return native_predictor(model_dir), reason
 
 
-def check_runtime_versions(model_dir: Path, runtime_dir: Path, mode: str) -> None:
-    """VersionMismatch when the predictor `load_predictor` would choose was made with other libraries (cheap)."""
-    if mode == "auto":
-        try:
-            manifest = read_verified(runtime_dir, MANIFEST, allow_empty=True)
-        except ModelLoadError:
-            manifest = {}
-        if manifest.get("parity", {}).get("passed"):
-            check_versions(manifest.get("library_versions", {}), f"the exported runtime in {runtime_dir}")
-            return
-    try:
-        artifact = importlib.import_module(".artifact", __package__)
-    except ImportError:
-        return  # reported as not ready when the native model is loaded
-    try:
-        _check_artifact_versions(artifact, model_dir)
-    except ModelLoadError:
-        return  # reported as not ready when the model is loaded
-
-
 def _check_artifact_versions(artifact: Any, model_dir: Path) -> None:
     """The trained artifact's own checks: files (ModelLoadError), then library versions (VersionMismatch)."""
     try:

@@ -4,23 +4,26 @@ Routes: POST /predict ({"instances": [{feature: value}]}), the Open Inference Pr
 /v2/health/ready, /v2/models/{name}, /v2/models/{name}/ready, /v2/models/{name}/infer) so the image runs as a
 KServe custom runtime, GET /metrics (Prometheus), GET /openapi.json. Bad requests get a 4xx JSON body
 {"error", "field"}; nothing a client sends produces a 5xx. A broken model leaves the server up but not ready (503).
+With serving.workers > 1 the process loads the model once and forks the workers from it (prefork.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from .config import ModelConfig, load_config
+from .config import ModelConfig
 from .inputs import Contract, RequestError
 from .prediction_log import PredictionLogError, PredictionLogger, TrafficMetrics, request_id
 from .runtime import (
@@ -29,7 +32,6 @@ from .runtime import (
     ModelLoadError,
     Predictor,
     VersionMismatch,
-    check_runtime_versions,
     load_predictor,
     read_verified,
 )
@@ -39,8 +41,6 @@ log = logging.getLogger(__name__)
 NEEDS_DATA = False  # the serving image carries model.yaml and the artifact, not the data
 MODEL_DIR = Path("artifacts/model")
 RUNTIME_DIR = Path("artifacts/runtime")
-# The worker processes of `uvicorn --workers N` rebuild the app from these (set by `serve` itself).
-ENV_CONFIG, ENV_MODEL_DIR, ENV_RUNTIME_DIR = "MODELOPS_CONFIG", "MODELOPS_MODEL_DIR", "MODELOPS_RUNTIME_DIR"
 JSON_TYPES = (b"application/json",)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 ROW_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
@@ -64,43 +64,48 @@ def run(config: ModelConfig, args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per worker: scale out with workers and replicas
     model_dir, runtime_dir = config.path(args.model_dir), config.path(args.runtime_dir)
-    try:
-        preflight(config, model_dir, runtime_dir)
-    except VersionMismatch as err:
-        print(f"serve: refusing to start: {err}", file=sys.stderr)
-        return 1
     workers = args.workers or config.serving.workers
     options: dict[str, Any] = {
         "host": args.host,
         "port": args.port or config.serving.port,
         "loop": "uvloop",
         "http": "httptools",
+        "ws": "none",  # no websocket routes: nothing to import for them
         "access_log": False,
         "lifespan": "on",
         "timeout_graceful_shutdown": 20,
         "log_config": None,
     }
+    try:  # once, before any worker: forked workers start with the model loaded
+        model = load_model(config, model_dir, runtime_dir)
+    except VersionMismatch as err:
+        print(f"serve: refusing to start: {err}", file=sys.stderr)
+        return 1
     if workers == 1:
-        uvicorn.run(App(config, model_dir, runtime_dir), **options)
+        uvicorn.run(App(config, model_dir, runtime_dir, model), **options)
         return 0
-    os.environ[ENV_CONFIG] = str(Path(args.config).resolve())
-    os.environ[ENV_MODEL_DIR], os.environ[ENV_RUNTIME_DIR] = str(model_dir.resolve()), str(runtime_dir.resolve())
+    from . import prefork
+
     with tempfile.TemporaryDirectory(prefix="prometheus-") as metrics_dir:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # /metrics sums every worker's counters
-        uvicorn.run(f"{__package__}.serve:create_app", factory=True, workers=workers, **options)
-    return 0
+        # Set before prometheus_client is first imported (it reads the variable then): each worker writes its own
+        # files there and /metrics, answered by any worker, sums them all.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        preload_worker_libraries()
+        factory = functools.partial(App, config, model_dir, runtime_dir, model)
+        return prefork.serve(uvicorn.Config(factory, factory=True, **options), workers)
 
 
-def preflight(config: ModelConfig, model_dir: Path, runtime_dir: Path) -> None:
-    """Refuse a library version mismatch before any worker starts (a broken artifact only makes it not ready)."""
-    check_runtime_versions(model_dir, runtime_dir, config.serving.runtime)
+def preload_worker_libraries() -> None:
+    """Import in the parent what every forked worker would import after the fork; limit BLAS to one thread."""
+    import prometheus_client  # noqa: F401
+    import uvloop  # noqa: F401
 
-
-def create_app() -> App:
-    """The factory uvicorn workers call (workers > 1)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = load_config(os.environ[ENV_CONFIG], require_data=False)
-    return App(config, Path(os.environ[ENV_MODEL_DIR]), Path(os.environ[ENV_RUNTIME_DIR]))
+    try:  # numpy was imported before OMP_NUM_THREADS was set: its OpenBLAS sized its pool from the CPU count
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # not in every serve lock; the image sets OMP_NUM_THREADS before Python starts
+        return
+    threads = os.environ["OMP_NUM_THREADS"]
+    threadpool_limits(int(threads) if threads.isdigit() else 1, user_api="blas")
 
 
 class Metrics:
@@ -171,12 +176,47 @@ def _value_buckets() -> tuple[float, ...]:
     return tuple(sorted({-(10.0**e) for e in range(-2, 5)} | {0.0} | {10.0**e for e in range(-2, 5)}))
 
 
+@dataclass(frozen=True)
+class LoadedModel:
+    """The artifact loaded for serving: a predictor and the artifact's metadata, or no predictor and why not."""
+
+    predictor: Predictor | None
+    metadata: dict[str, Any]
+    reason: str  # which predictor and why; or, without one, the error that keeps the server not ready
+
+
+def load_model(config: ModelConfig, model_dir: Path, runtime_dir: Path) -> LoadedModel:
+    """Load the artifact; VersionMismatch propagates (refuse to start), anything else is a LoadedModel not ready."""
+    try:
+        metadata = read_verified(model_dir, "metadata.json")
+        wanted = [_contract(f) for f in config.data.features]
+        got = [{k: f.get(k) for k in wanted[0]} for f in metadata.get("features", [])]
+        if _normalise(got) != _normalise(wanted):
+            raise ModelLoadError(
+                f"{model_dir}/metadata.json: the artifact's data contract differs from model.yaml's "
+                "data.features; retrain (make pipeline) before serving"
+            )
+        predictor, reason = load_predictor(model_dir, runtime_dir, config.serving.runtime, config.model.task)
+    except VersionMismatch:
+        raise
+    except ModelLoadError as err:
+        log.error("model not loaded, ready is false: %s", err)
+        return LoadedModel(None, {}, str(err))
+    except Exception as err:  # a corrupt file can fail inside any library: stay up, not ready, say why
+        log.exception("model not loaded, ready is false")
+        return LoadedModel(None, {}, f"{type(err).__name__}: {err}")
+    return LoadedModel(predictor, metadata, reason)
+
+
 class App:
     """The ASGI application. Plain ASGI (no framework): each request costs a few dict lookups before the model."""
 
-    def __init__(self, config: ModelConfig, model_dir: Path, runtime_dir: Path) -> None:
+    def __init__(
+        self, config: ModelConfig, model_dir: Path, runtime_dir: Path, preloaded: LoadedModel | None = None
+    ) -> None:
         self.config = config
         self.model_dir, self.runtime_dir = model_dir, runtime_dir
+        self.preloaded = preloaded  # loaded by the parent of forked workers; else load() loads it
         self.name = config.metadata.name
         self.version = config.metadata.version
         self.max_body = config.serving.max_body_bytes
@@ -194,35 +234,20 @@ class App:
     # ---- lifecycle ----
 
     def load(self) -> None:
-        """Load the artifact; VersionMismatch propagates (refuse to start), anything else leaves us not ready."""
-        try:
-            metadata = read_verified(self.model_dir, "metadata.json")
-            wanted = [_contract(f) for f in self.config.data.features]
-            got = [{k: f.get(k) for k in wanted[0]} for f in metadata.get("features", [])]
-            if _normalise(got) != _normalise(wanted):
-                raise ModelLoadError(
-                    f"{self.model_dir}/metadata.json: the artifact's data contract differs from model.yaml's "
-                    "data.features; retrain (make pipeline) before serving"
-                )
-            predictor, reason = load_predictor(
-                self.model_dir, self.runtime_dir, self.config.serving.runtime, self.config.model.task
-            )
-        except VersionMismatch:
-            raise
-        except ModelLoadError as err:
-            self.error = str(err)
-            log.error("model not loaded, ready is false: %s", err)
+        """Serve the preloaded model, or load it; VersionMismatch propagates (refuse to start)."""
+        loaded = self.preloaded
+        if loaded is None:
+            loaded = load_model(self.config, self.model_dir, self.runtime_dir)
+        if loaded.predictor is None:
+            self.error = loaded.reason
             return
-        except Exception as err:  # a corrupt file can fail inside any library: stay up, not ready, say why
-            self.error = f"{type(err).__name__}: {err}"
-            log.exception("model not loaded, ready is false")
-            return
-        self.metadata, self.error = metadata, None
-        self.use(predictor)
-        self.contract = Contract(metadata["features"], self.config.serving.max_batch_rows)
-        self.version = str(metadata.get("version", self.version))
-        self._set_headers(metadata.get("lineage", {}))
-        log.info("serving %s %s with the %s predictor (%s)", self.name, self.version, predictor.kind, reason)
+        self.metadata, self.error = loaded.metadata, None
+        self.use(loaded.predictor)
+        self.contract = Contract(loaded.metadata["features"], self.config.serving.max_batch_rows)
+        self.version = str(loaded.metadata.get("version", self.version))
+        self._set_headers(loaded.metadata.get("lineage", {}))
+        kind = loaded.predictor.kind
+        log.info("serving %s %s with the %s predictor (%s)", self.name, self.version, kind, loaded.reason)
 
     def use(self, predictor: Predictor) -> None:
         """Serve this predictor; slow-per-call ones through a micro-batcher."""

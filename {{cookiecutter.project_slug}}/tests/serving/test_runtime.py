@@ -1,5 +1,6 @@
 """The exported runtime: the numpy preprocessing equals the fitted ColumnTransformer bit for bit; the server
-process itself starts with several workers, sums their metrics and exits cleanly on SIGTERM."""
+process itself starts with several workers, sums their metrics, replaces a crashed worker, stops when a worker
+cannot start and exits cleanly on SIGTERM."""
 
 from __future__ import annotations
 
@@ -66,15 +67,7 @@ def test_serving_needs_model_yaml_but_not_the_data(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_server_process_with_two_workers_drains_and_exits_on_sigterm(artifacts: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "--config", str(ROOT / "model.yaml"), "serve"]
-    command += ["--port", str(port), "--workers", "2", "--model-dir", str(artifacts / "model")]
-    command += ["--runtime-dir", str(artifacts / "runtime")]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
+    server, base = _start_server(ROOT / "model.yaml", artifacts)
     try:
         _wait_ready(base + "/v2/health/ready", server)
         body = json.dumps({"instances": example_rows(load_config(ROOT / "model.yaml"), 2)}).encode()
@@ -82,22 +75,77 @@ def test_server_process_with_two_workers_drains_and_exits_on_sigterm(artifacts: 
             request = urllib.request.Request(base + "/predict", body, {"content-type": "application/json"})
             with urllib.request.urlopen(request, timeout=5) as answer:
                 assert answer.status == 200
-        deadline, total = time.monotonic() + 5, 0.0
-        while total != 6 and time.monotonic() < deadline:  # a worker counts a request after answering it
-            with urllib.request.urlopen(base + "/metrics", timeout=5) as answer:
-                text = answer.read().decode()
-            total = sum(
-                float(line.rsplit(" ", 1)[1])
-                for line in text.splitlines()
-                if line.startswith('http_requests_total{route="/predict",status="200"}')
-            )
-        assert total == 6  # summed over both workers
+        assert _predict_count(base, 6) == 6  # summed over both workers
+        first = _workers(server.pid)
+        assert len(first) == 2
+        os.kill(first[0], signal.SIGKILL)  # a crashed worker is replaced, forked from the parent's loaded model
+        deadline, workers = time.monotonic() + 30, first
+        while (first[0] in workers or len(workers) != 2) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            workers = _workers(server.pid)
+        assert len(workers) == 2
+        assert first[0] not in workers
+        _wait_ready(base + "/v2/health/ready", server)
+        assert _predict_count(base, 6) == 6  # a dead worker's counts stay in the sum: counters never go back
     finally:
         server.send_signal(signal.SIGTERM)
         code = server.wait(timeout=30)
         log = server.stderr.read() if server.stderr else ""
     assert code == 0, log
-    assert "Finished server process" in log
+    assert log.count("Finished server process") == 2, log  # both live workers drained
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):  # reaped by the server: no worker outlives it
+            os.kill(pid, 0)
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_start_stops_the_server(artifacts: Path, scratch_repo: Path) -> None:
+    model_yaml = scratch_repo / "model.yaml"
+    unwritable = model_yaml / "predictions.jsonl"  # under a file: the directory cannot be made
+    text = model_yaml.read_text()
+    assert "destination: stdout}" in text
+    logging_on = "sample_rate: 1.0, destination: " + str(unwritable) + "}"
+    model_yaml.write_text(text.replace("sample_rate: 0.0, destination: stdout}", logging_on))
+    server, _ = _start_server(model_yaml, artifacts)
+    try:
+        code = server.wait(timeout=60)
+    finally:
+        server.kill()
+        log = server.stderr.read() if server.stderr else ""
+    assert code == 1, log
+    assert f"cannot open {unwritable}" in log
+
+
+def _start_server(model_yaml: Path, artifacts: Path) -> tuple[subprocess.Popen[str], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "--config", str(model_yaml), "serve"]
+    command += ["--port", str(port), "--workers", "2", "--model-dir", str(artifacts / "model")]
+    command += ["--runtime-dir", str(artifacts / "runtime")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    return server, f"http://127.0.0.1:{port}"
+
+
+def _workers(pid: int) -> list[int]:
+    """The server's worker processes (its children; pgrep works on Linux and macOS)."""
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return sorted(int(child) for child in found.stdout.split())
+
+
+def _predict_count(base: str, expected: float) -> float:
+    """http_requests_total of /predict 200 as /metrics reports it; polled, as a worker counts after answering."""
+    deadline, total = time.monotonic() + 5, 0.0
+    while total != expected and time.monotonic() < deadline:
+        with urllib.request.urlopen(base + "/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+        total = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith('http_requests_total{route="/predict",status="200"}')
+        )
+    return total
 
 
 def _wait_ready(url: str, server: subprocess.Popen[str]) -> None:
