@@ -31,6 +31,7 @@ UNPROMOTED = "sha256:" + "0" * 64
 SKIPPED_TARGETS = {
     "setup-deploy": "the stand-in .venv already holds the deploy environment",
     "test": "the repository's own test suite runs in tests/test_generated.py (the same `make test`)",
+    "promtool": "Ubuntu 24.04's package; tests/test_monitoring.py runs the target against this machine's archive",
     "pr-comment": "creates or updates the PR comment through the GitHub API",
     "data-pull": "the DVC remote is in the cloud",
     "data-push": "the DVC remote is in the cloud",
