@@ -338,9 +338,9 @@ def test_ci_on_main_publishes_and_deploys_to_staging(gated: tuple) -> None:
     publish = jobs["publish"]
     digest = publish.outputs["digest"]
     # one build into the engine, its smoke test, then the push of that very image: in this order
-    names = [s.name for s in publish.steps]
-    build, smoke, push = (names.index(n) for n in ("Build the serving image", "Smoke test", "Push the smoke-tested"))
-    assert build < smoke < push < names.index("Provenance with the pushed digest"), names
+    order = [publish.steps.index(publish.step(n)) for n in ("Build the serving", "Smoke test", "Push the", "digest")]
+    assert order == sorted(order), [s.name for s in publish.steps]
+    assert all(s.outcome == "success" for s in publish.steps if s.note != "if: false"), publish.log
     smoke_log = publish.step("Smoke test").log
     assert re.search(
         r"container smoke: ghcr\.io/your-org/clinical-risk-model:sha-[0-9a-f]{40} ready [\d.]+s after start, "
@@ -374,12 +374,14 @@ def test_ci_on_main_publishes_and_deploys_to_staging(gated: tuple) -> None:
 
 
 def test_publish_pushes_nothing_when_the_smoke_test_fails(tmp_path: Path, registry: Registry) -> None:
-    """An image that cannot serve (here: the model left out of it) fails `make smoke`: nothing is pushed, nothing
+    """An image that cannot serve (here: the package left out of it) fails `make smoke`: nothing is pushed, nothing
     attested or deployed, and main keeps no release evidence for that commit."""
     project = Project.create(tmp_path, registry)
     dockerfile = project.work / "Dockerfile"
-    dockerfile.write_text(dockerfile.read_text().replace("COPY artifacts/model/ artifacts/model/\n", ""))
-    sha = commit(project.work, "the image forgets the model")
+    dockerfile.write_text(
+        dockerfile.read_text().replace("COPY src/ src/\n", "").replace("RUN python -m compileall", "#")
+    )
+    sha = commit(project.work, "the image forgets the package")
     project.push()
 
     jobs = project.ci_push()
@@ -396,6 +398,7 @@ def test_publish_pushes_nothing_when_the_smoke_test_fails(tmp_path: Path, regist
     smoke = publish.step("Smoke test")
     assert smoke.outcome == "failure"
     assert "container smoke: the container exited (1) before ready" in smoke.log, smoke.log
+    assert "No module named clinical_risk_model" in smoke.log, "the container's log tail says why"
     after = publish.steps[publish.steps.index(smoke) + 1 :]
     assert after, "the push and the attestations come after the smoke test"
     assert all(s.outcome == "skipped" for s in after), [(s.name, s.outcome) for s in after]
