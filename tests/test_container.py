@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,50 @@ def test_dockerignore_keeps_data_tests_and_secrets_out(repo: Path) -> None:
     assert lines[lines.index("*") :][0] == "*"  # deny by default, then allow what the Dockerfile copies
     allowed = {line[1:] for line in lines if line.startswith("!")}
     assert not any(a.startswith(("data", "tests", ".git", ".venv")) for a in allowed)
+
+
+STUB_DOCKER = """#!/usr/bin/env bash
+# `docker push IMAGE:TAG` as the engine prints it; the digest per tag comes from $STUB_<TAG> (none: no digest line).
+tag="${2##*:}"; var="STUB_${tag//-/_}"
+echo "The push refers to repository [${2%:*}]"
+echo "5f70bf18a086: Pushed"
+[ -z "${!var:-}" ] || echo "$tag: digest: ${!var} size: 1573"
+"""
+
+
+@pytest.mark.parametrize(
+    ("digests", "message"),
+    [
+        ({"sha_1": "a", "main": "a"}, None),
+        ({"sha_1": "a", "main": "b"}, "push-image: ghcr.io/o/m:main is sha256:bbbb"),
+        ({"sha_1": ""}, "push-image: docker push ghcr.io/o/m:sha-1 printed no digest"),
+    ],
+    ids=["one-image", "two-images", "no-digest"],
+)
+def test_push_image_records_the_one_pushed_digest(
+    baked: Callable[[str], Path], tmp_path: Path, digests: dict[str, str], message: str | None
+) -> None:
+    """`make push-image` (the publish job's push of the smoke-tested image): every tag must be the same digest, which
+    goes to $GITHUB_OUTPUT; anything else fails with the reason and records no digest."""
+    repo = baked("sklearn-classification")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(STUB_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    outputs = tmp_path / "outputs"
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "IMAGE": "ghcr.io/o/m",
+        "PUSH_TAGS": "sha-1 main",
+        "GITHUB_OUTPUT": str(outputs),
+        **{f"STUB_{tag}": f"sha256:{value * 64}" if value else "" for tag, value in digests.items()},
+    }
+    result = run(repo, "make", "--no-print-directory", "push-image", env=env, check=False)
+    if message is None:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"push-image: pushed ghcr.io/o/m@sha256:{'a' * 64} as sha-1 main" in result.stdout
+        assert outputs.read_text() == f"digest=sha256:{'a' * 64}\n"
+    else:
+        assert result.returncode != 0
+        assert message in result.stderr
+        assert not outputs.exists() or "digest=" not in outputs.read_text()

@@ -156,3 +156,79 @@ def test_alert_rules_pass_promtool(baked: Callable[[str], Path]) -> None:
     for command in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts.test.yml"]):
         result = subprocess.run([promtool, *command], cwd=folder, capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _candidate_prometheus() -> str | None:
+    """The upstream version of this machine's apt candidate for prometheus (2.42.0 on Debian 12), if any."""
+    if shutil.which("apt-cache") is None:
+        return None
+    policy = subprocess.run(["apt-cache", "policy", "prometheus"], capture_output=True, text=True, check=False).stdout
+    for line in policy.splitlines():
+        if line.strip().startswith("Candidate:") and "+ds" in line:
+            return line.split(":", 1)[1].strip().split("+ds")[0]
+    return None
+
+
+@pytest.mark.slow
+def test_make_promtool_puts_the_archive_binary_where_the_alert_test_finds_it(
+    baked: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """`make promtool` (the generated CI's step before `make test`): the package's promtool, unpacked into the venv;
+    the generated alert test finds it there with no promtool on PATH, and with CI set fails instead of skipping."""
+    version = _candidate_prometheus()
+    if version is None:
+        if os.environ.get("CI"):
+            pytest.fail("no apt candidate for prometheus; .ci/install-system.sh installs it from apt")
+        pytest.skip("no apt archive with a prometheus package here")
+    repo = tmp_path / "repo"
+    shutil.copytree(baked(VARIANT), repo)
+    venv = tmp_path / "venv"  # a venv seeing this interpreter's packages: the generated test looks beside python
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    site = subprocess.run(
+        [str(venv / "bin/python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    Path(site, "outer.pth").write_text("\n".join(p for p in sys.path if p.endswith("site-packages")) + "\n")
+
+    made = make(repo, "promtool", f"VENV={venv}", f"PROMTOOL_VERSION={version}")
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert f"promtool, version {version}+ds" in made.stdout
+    again = make(repo, "promtool", f"VENV={venv}", f"PROMTOOL_VERSION={version}")
+    assert f"promtool: {version} is in {venv}" in again.stdout, "a second run downloads nothing"
+
+    def alert_test(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        command = [
+            str(venv / "bin/python"),
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-rs",
+            "tests/monitoring/test_alerts.py::test_alert_rules_fire_on_synthetic_series",
+        ]
+        clean = {k: v for k, v in os.environ.items() if k not in ("CI", "PATH")}
+        return subprocess.run(
+            command,
+            cwd=repo,
+            env={**clean, "PATH": "/nonexistent", **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    found = alert_test({"CI": "true"})
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert "1 passed" in found.stdout
+
+    (venv / "bin/promtool").unlink()
+    on_ci = alert_test({"CI": "true"})
+    assert on_ci.returncode == 1
+    assert "promtool is not installed (make promtool); CI is set: the alert rules must be tested there" in on_ci.stdout
+    local = alert_test({})
+    assert local.returncode == 0
+    assert "1 skipped" in local.stdout
+    assert "promtool is not installed (make promtool)" in local.stdout

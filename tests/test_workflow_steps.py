@@ -4,15 +4,25 @@ A baked repository is pushed to a bare git repository that stands in for GitHub;
 (the data arrives as `dvc pull` would bring it), jobs pass files only through artifacts, and the promotion jobs
 push their commits to that bare repository for real. ci.yml runs on a pull request and on a push to main, then
 release.yml on tags: a tag on the gated commit releases and promotes its exact digest; a tag that does not match
-metadata.version and a commit whose gates failed both stop the release with a clear message. Steps that need
-GitHub's API, a registry, Sigstore or a cloud are skipped with the reason printed.
+metadata.version and a commit whose gates failed both stop the release with a clear message. ci.yml's publish job
+builds the serving image in this machine's Docker engine (from the local base stand-in), smoke-tests it with
+`make smoke`, and `make push-image` pushes that image to a real registry on loopback standing in for GHCR (Debian's
+docker-registry). Steps that need GitHub's API, Sigstore or a cloud are skipped with the reason printed.
+Without a Docker engine, the base stand-in or docker-registry the tests skip here, and fail when CI is set.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +30,7 @@ import pytest
 import yaml
 
 from .conftest import VARIANTS, bake, run
-from .workflow_runner import JobResult, Runner, git, stand_in_venv
+from .workflow_runner import BASE_IMAGE, JobResult, Runner, git, parse_kv, stand_in_venv
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +41,7 @@ UNPROMOTED = "sha256:" + "0" * 64
 SKIPPED_TARGETS = {
     "setup-deploy": "the stand-in .venv already holds the deploy environment",
     "test": "the repository's own test suite runs in tests/test_generated.py (the same `make test`)",
+    "promtool": "Ubuntu 24.04's package; tests/test_monitoring.py runs the target against this machine's archive",
     "pr-comment": "creates or updates the PR comment through the GitHub API",
     "data-pull": "the DVC remote is in the cloud",
     "data-push": "the DVC remote is in the cloud",
@@ -71,6 +82,99 @@ class Evidence:
         return "success", f"{note}evidence of main's CI run for {built[:12]}", {}
 
 
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set: the publish job's build, smoke test and push must run here; see .ci/run)")
+    pytest.skip(reason)
+
+
+class Registry:
+    """A real registry on loopback standing in for GHCR. `make push-image` runs for real against it: the image the
+    workflow built (tagged for ghcr.io) is re-tagged for this registry first, as nothing here can reach ghcr.io."""
+
+    MANIFESTS = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
+
+    def __init__(self, root: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.host = f"127.0.0.1:{self.port}"
+        config = root / "registry.yml"
+        config.write_text(
+            f"version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {root / 'storage'}}}}}\n"
+            f"http: {{addr: {self.host}}}\n"
+        )
+        self.process = subprocess.Popen(
+            ["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise AssertionError(f"docker-registry did not answer on {self.host}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+    def local(self, image: str) -> str:
+        return f"{self.host}/{image.split('/', 1)[1]}"
+
+    def manifest(self, image: str, reference: str) -> tuple[str, dict]:
+        """(Docker-Content-Digest, manifest) of a tag or digest of `image` (its ghcr.io name) in this registry."""
+        name = image.split("/", 1)[1]
+        request = urllib.request.Request(
+            f"http://{self.host}/v2/{name}/manifests/{reference}", headers={"Accept": self.MANIFESTS}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.headers["Docker-Content-Digest"], json.loads(response.read())
+
+    def push_image(self, runner: Runner, env: dict[str, str]) -> tuple[str, str, dict[str, str]]:
+        """`make push-image`, for real, with IMAGE pointed at this registry."""
+        import docker
+
+        client = docker.from_env()
+        local = self.local(env["IMAGE"])
+        for tag in env["PUSH_TAGS"].split():
+            client.images.get(f"{env['IMAGE']}:{tag}").tag(local, tag)
+        outputs = runner.scratch / "push-image.output"
+        outputs.write_text("")
+        env = {**env, "IMAGE": local, "GITHUB_OUTPUT": str(outputs)}
+        pushed = run(runner.workspace, "make", "--no-print-directory", "push-image", env=env, check=False)
+        if pushed.returncode != 0:
+            return "failure", f"make push-image exited {pushed.returncode}: {pushed.stderr[-500:]}", {}
+        digest = parse_kv(outputs.read_text())["digest"]
+        return "success", f"make push-image to {local} (for ghcr.io): {pushed.stdout.strip()}", {"digest": digest}
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """The engine, the base stand-in and a registry on loopback; the images the runs built are removed afterwards."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception as err:
+        _unavailable(f"no Docker engine answers: {err}")
+    try:
+        client.images.get(BASE_IMAGE)
+    except Exception:
+        _unavailable(f"base image {BASE_IMAGE} is missing: run .ci/base-image.sh")
+    if shutil.which("docker-registry") is None:
+        _unavailable("docker-registry is not installed (.ci/install-system.sh: apt docker-registry)")
+    registry = Registry(tmp_path_factory.mktemp("registry"))
+    yield registry
+    registry.stop()
+    for image in client.images.list():
+        for tag in image.tags:
+            if tag.startswith(("ghcr.io/your-org/clinical-risk-model:", registry.host)):
+                client.images.remove(tag, force=True)
+
+
 @dataclass
 class Project:
     """A developer's clone (`work`) and the repository on "GitHub" (`github`, bare)."""
@@ -79,16 +183,17 @@ class Project:
     work: Path
     github: Path
     evidence: Evidence
+    registry: Registry | None = None
     runs: int = 0
 
     @classmethod
-    def create(cls, tmp: Path) -> Project:
+    def create(cls, tmp: Path, registry: Registry | None = None) -> Project:
         work = bake(tmp / "bake", **VARIANTS[VARIANT])
         git(work, "init", "--quiet", "--initial-branch=main")
         commit(work, "bake")
         github = tmp / "github.git"
         git(tmp, "clone", "--quiet", "--bare", str(work), str(github))
-        return cls(tmp, work, github, Evidence(tmp / "evidence"))
+        return cls(tmp, work, github, Evidence(tmp / "evidence"), registry)
 
     def push(self, branch: str = "main") -> str:
         git(self.work, "push", "--quiet", "--force", str(self.github), f"HEAD:refs/heads/{branch}")
@@ -127,8 +232,12 @@ class Project:
             event={"ref": "refs/heads/main", "after": sha},
             sha=sha,
             artifact_store=self.evidence.store(sha),
-            stand_ins=SKIPPED_TARGETS,
+            stand_ins={**SKIPPED_TARGETS, "push-image": self._push_image},
         ).run_all()
+
+    def _push_image(self, runner: Runner, env: dict[str, str]) -> tuple[str, str, dict[str, str]]:
+        assert self.registry is not None, "a main push builds and pushes: create the project with the registry"
+        return self.registry.push_image(runner, env)
 
     def ci_pull_request(self, head: str) -> dict[str, JobResult]:
         pull_request = {
@@ -176,9 +285,9 @@ def logs(jobs: dict[str, JobResult]) -> str:
 
 
 @pytest.fixture(scope="module")
-def gated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, dict[str, JobResult], str]:
+def gated(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> tuple[Project, dict[str, JobResult], str]:
     """A project whose main went through ci.yml on a push: (project, jobs, the commit that was built)."""
-    project = Project.create(tmp_path_factory.mktemp("gated"))
+    project = Project.create(tmp_path_factory.mktemp("gated"), registry)
     built = project.main()
     return project, project.ci_push(), built
 
@@ -226,7 +335,29 @@ def test_ci_on_main_publishes_and_deploys_to_staging(gated: tuple) -> None:
         "publish": "success",
         "deploy-staging": "success",
     }, logs(jobs)
-    digest = jobs["publish"].outputs["digest"]
+    publish = jobs["publish"]
+    digest = publish.outputs["digest"]
+    # one build into the engine, its smoke test, then the push of that very image: in this order
+    order = [publish.steps.index(publish.step(n)) for n in ("Build the serving", "Smoke test", "Push the", "digest")]
+    assert order == sorted(order), [s.name for s in publish.steps]
+    assert all(s.outcome == "success" for s in publish.steps if s.note != "if: false"), publish.log
+    smoke_log = publish.step("Smoke test").log
+    assert re.search(
+        r"container smoke: ghcr\.io/your-org/clinical-risk-model:sha-[0-9a-f]{40} ready [\d.]+s after start, "
+        r"/predict on 8 rows from the reference profile \(artifacts/model/profile\.json\) matched in-process "
+        r"predictions, clean exit on SIGTERM",
+        smoke_log,
+    ), smoke_log
+    image_id = publish.step("Build the serving image").note.split("(")[1].split(")")[0]
+    registry = project.registry
+    for tag in (f"sha-{built}", "main"):
+        pushed, manifest = registry.manifest("ghcr.io/your-org/clinical-risk-model", tag)
+        assert pushed == digest, f"{tag} is the one pushed digest"
+        assert manifest["config"]["digest"].startswith(image_id), "the registry holds the image that was smoke-tested"
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
+    assert f"push-image: pushed {registry.local('ghcr.io/your-org/clinical-risk-model')}@{digest}" in (
+        publish.step("Push the smoke-tested").note
+    )
     provenance = json.loads((project.evidence.store(built) / "release-evidence/provenance.json").read_text())
     assert provenance["git_sha"] == built
     assert provenance["digest"] == digest
@@ -240,6 +371,42 @@ def test_ci_on_main_publishes_and_deploys_to_staging(gated: tuple) -> None:
     ]
     assert project.pinned("staging") == digest
     assert project.pinned("production") == UNPROMOTED, "main never touches production"
+
+
+def test_publish_pushes_nothing_when_the_smoke_test_fails(tmp_path: Path, registry: Registry) -> None:
+    """An image that cannot serve (here: the package left out of it) fails `make smoke`: nothing is pushed, nothing
+    attested or deployed, and main keeps no release evidence for that commit."""
+    project = Project.create(tmp_path, registry)
+    dockerfile = project.work / "Dockerfile"
+    dockerfile.write_text(
+        dockerfile.read_text().replace("COPY src/ src/\n", "").replace("RUN python -m compileall", "#")
+    )
+    sha = commit(project.work, "the image forgets the package")
+    project.push()
+
+    jobs = project.ci_push()
+    assert results(jobs) == {
+        "validate": "success",
+        "tests": "success",
+        "gates": "success",
+        "report": "skipped",
+        "publish": "failure",
+        "deploy-staging": "skipped",
+    }, logs(jobs)
+    publish = jobs["publish"]
+    assert publish.step("Build the serving image").outcome == "success"
+    smoke = publish.step("Smoke test")
+    assert smoke.outcome == "failure"
+    assert "container smoke: the container exited (1) before ready" in smoke.log, smoke.log
+    assert "No module named clinical_risk_model" in smoke.log, "the container's log tail says why"
+    after = publish.steps[publish.steps.index(smoke) + 1 :]
+    assert after, "the push and the attestations come after the smoke test"
+    assert all(s.outcome == "skipped" for s in after), [(s.name, s.outcome) for s in after]
+    assert publish.outputs.get("digest", "") == ""
+    with pytest.raises(urllib.error.HTTPError, match="404"):
+        registry.manifest("ghcr.io/your-org/clinical-risk-model", f"sha-{sha}")
+    assert not (project.evidence.store(sha) / "release-evidence").exists()
+    assert project.pinned("staging") == UNPROMOTED
 
 
 def test_release_of_the_gated_commit_promotes_its_digest(gated: tuple) -> None:

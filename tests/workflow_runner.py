@@ -4,13 +4,13 @@ No workflow can run on GitHub from this machine, so this runs what it can exactl
 steps in order, with `env:` and `if:` evaluated (a small subset of GitHub's expression language: contexts,
 literals, == != && || !, always() success() failure() cancelled()), GITHUB_OUTPUT / GITHUB_ENV /
 GITHUB_STEP_SUMMARY / GITHUB_EVENT_PATH files, step and job outputs, `continue-on-error`, job `needs:` and `if:`.
-A `uses:` step runs its local equivalent (artifacts go to a folder) or is skipped; a `make` target that needs the
+A `uses:` step runs its local equivalent (artifacts go to a folder; an image build goes to this machine's Docker
+engine) or is skipped; a `make` target that needs the
 network (GitHub API, registry, Sigstore, cloud) runs a given stand-in or is skipped. Every skip prints its reason.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -30,6 +30,8 @@ StandIn = Callable[["Runner", dict[str, str]], tuple[str, str, dict[str, str]]] 
 TOKEN = re.compile(r"\s*(?:('(?:[^']|'')*')|(&&|\|\||==|!=|!|\(|\)|,)|([A-Za-z_][A-Za-z0-9_.\-*]*)|(-?\d+(?:\.\d+)?))")
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 STATUS_FUNCTIONS = ("always(", "success(", "failure(", "cancelled(")
+# The local stand-in for the Dockerfile's pinned python base image (.ci/base-image.sh builds it).
+BASE_IMAGE = os.environ.get("MODELOPS_BASE_IMAGE", "modelops-base:python3.11")
 
 
 @dataclass
@@ -411,13 +413,47 @@ def _download(runner: Runner, inputs: dict[str, str]) -> tuple[str, str, dict[st
     return "success", f"artifact {inputs['name']} -> {destination}", {"download-path": str(destination)}
 
 
-def _build_push(runner: Runner, inputs: dict[str, str]) -> tuple[str, str, dict[str, str]]:
-    digest = "sha256:" + hashlib.sha256(f"image of {runner.github['sha']}".encode()).hexdigest()
-    return (
-        "success",
-        f"SKIPPED the build and push (no registry here); stand-in digest {digest[:19]}...",
-        {"digest": digest},
-    )
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def _build_load(runner: Runner, inputs: dict[str, str]) -> tuple[str, str, dict[str, str]]:
+    """docker/build-push-action with `load: true`: the same build (context, tags, build-args, labels) in this machine's
+    Docker engine, from the local stand-in for the pinned base image (no registry here to pull it from or push to)."""
+    if inputs.get("push", "false") != "false" or inputs.get("load") != "true":
+        return "failure", "build-push-action: only `load: true` without push runs here (no registry)", {}
+    import docker
+
+    client = docker.from_env()
+    tags = _lines(inputs["tags"])
+    build_args = dict(line.split("=", 1) for line in _lines(inputs.get("build-args", "")))
+    labels = dict(line.split("=", 1) for line in _lines(inputs.get("labels", "")))
+    context = runner.workspace / inputs.get("context", ".")
+    ca = os.environ.get("PIP_CERT")  # pip in the builder stage needs it on a TLS-intercepting network (FACTS.md)
+    if ca:
+        shutil.copyfile(ca, context / ".build-ca.crt")
+    log: list[str] = []
+    try:
+        for chunk in client.api.build(
+            path=str(context),
+            tag=tags[0],
+            buildargs={**build_args, "BASE_IMAGE": BASE_IMAGE},
+            labels=labels,
+            rm=True,
+            forcerm=True,
+            decode=True,
+        ):
+            log.append(chunk.get("stream", "").rstrip())
+            if "error" in chunk:
+                return "failure", f"docker build failed: {chunk['error']}: {' | '.join(log[-8:])}", {}
+    finally:
+        (context / ".build-ca.crt").unlink(missing_ok=True)
+    image = client.images.get(tags[0])
+    for tag in tags[1:]:
+        repository, _, name = tag.rpartition(":")
+        image.tag(repository, name)
+    note = f"stand-in: built {', '.join(tags)} ({image.id[:19]}) in this engine, FROM {BASE_IMAGE}"
+    return "success", note, {"imageid": image.id}
 
 
 def _checkout(runner: Runner, inputs: dict[str, str]) -> tuple[str, str, dict[str, str]]:
@@ -443,8 +479,7 @@ ACTIONS: dict[str, StandIn] = {
     "actions/setup-python": lambda r, i: ("success", f"stand-in: this interpreter, {sys.executable}", {}),
     "actions/upload-artifact": _upload,
     "actions/download-artifact": _download,
-    "docker/build-push-action": _build_push,
-    "docker/setup-buildx-action": "a builder for the registry push, which cannot happen here",
+    "docker/build-push-action": _build_load,
     "docker/login-action": "no registry can be reached from here",
     "anchore/sbom-action": "scans the pushed image, which exists only in the registry",
     "actions/attest": "Sigstore signing and the GitHub attestations API need the network",

@@ -2,7 +2,8 @@
 
 build: the Dockerfile with the base image, version and lineage as build arguments (OCI labels).
 smoke: run the image, wait until ready, send a real /predict, compare with in-process predictions, stop it with
-SIGTERM and expect a clean exit.
+SIGTERM and expect a clean exit. The rows come from the data file when it is here, else from the reference profile
+saved with the model (CI's publish job has the artifacts, not the data).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import numpy as np
 
 from .config import ModelConfig
 from .export import parity_rows
+from .profile import PROFILE_FILE, ProfileError, load_profile
 from .runtime import MANIFEST, ModelLoadError, load_predictor, read_verified
 
+NEEDS_DATA = False  # the build context leaves data out, and smoke takes its rows from the profile without it
 MODEL_DIR, RUNTIME_DIR = Path("artifacts/model"), Path("artifacts/runtime")
 CA_IN_CONTEXT = ".build-ca.crt"  # copied into the builder stage only; see the Dockerfile
 CONTAINER_PORT = 8080
@@ -157,8 +160,7 @@ def smoke(client: Any, config: ModelConfig, tag: str, timeout: float) -> None:
     try:
         base = f"http://127.0.0.1:{_host_port(container)}"
         ready_after = _wait_ready(container, base, timeout)
-        columns, _ = parity_rows(config, [_feature(f) for f in config.data.features])
-        rows = [{name: col[i] for name, col in columns.items()} for i in range(SMOKE_ROWS)]
+        rows, source = smoke_rows(config)
         status, headers, answer = _post(base + "/predict", {"instances": rows})
         if status != 200:
             raise ContainerError(f"/predict answered {status}: {answer}")
@@ -175,9 +177,39 @@ def smoke(client: Any, config: ModelConfig, tag: str, timeout: float) -> None:
     finally:
         container.remove(force=True)
     print(
-        f"container smoke: {tag} ready {ready_after:.1f}s after start, /predict on {SMOKE_ROWS} rows matched "
-        f"in-process predictions, clean exit on SIGTERM ({time.monotonic() - started:.1f}s in all)"
+        f"container smoke: {tag} ready {ready_after:.1f}s after start, /predict on {SMOKE_ROWS} rows from {source} "
+        f"matched in-process predictions, clean exit on SIGTERM ({time.monotonic() - started:.1f}s in all)"
     )
+
+
+def smoke_rows(config: ModelConfig) -> tuple[list[dict[str, Any]], str]:
+    """SMOKE_ROWS request rows and where they came from: the data file's first rows when it is here; else values
+    from the reference profile (training quantiles, categories), and the data contract for features it leaves out."""
+    if config.path(config.data.path).is_file():
+        columns, _ = parity_rows(config, [_feature(f) for f in config.data.features])
+        return [{name: col[i] for name, col in columns.items()} for i in range(SMOKE_ROWS)], config.data.path
+    path = config.path(MODEL_DIR / PROFILE_FILE)
+    try:
+        profiled = load_profile(path)["features"]
+    except ProfileError as err:
+        raise ContainerError(f"no {config.data.path} and {err}") from None
+    rows = [
+        {f.name: _profiled(f, profiled.get(f.name) or {}, i) for f in config.data.features} for i in range(SMOKE_ROWS)
+    ]
+    return rows, f"the reference profile ({MODEL_DIR / PROFILE_FILE})"
+
+
+def _profiled(feature: Any, stats: dict[str, Any], i: int) -> Any:
+    """Row i's value: numbers spread over the training quantiles, categories in turn (as the data file types them)."""
+    if feature.type in ("number", "integer"):
+        bounds = [b for b in (feature.min, feature.max) if b is not None]
+        choices = stats.get("edges") or [v for v in (stats.get("mean"), *bounds) if v is not None][:1] or [0.0]
+        value = float(choices[i * len(choices) // SMOKE_ROWS])
+        return float(round(value)) if feature.type == "integer" else value
+    if feature.type == "boolean":
+        return i % 2 == 0
+    choices = sorted(stats.get("counts") or {}) or list(feature.values)
+    return choices[i % len(choices)] if choices else None
 
 
 def _feature(feature: Any) -> dict[str, Any]:

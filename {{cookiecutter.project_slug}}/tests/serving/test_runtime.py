@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -248,3 +249,27 @@ def test_native_runtime_and_the_fallback_from_a_failed_parity_check(config: Mode
         else:
             assert got == want
             np.testing.assert_allclose(got_proba, want_proba, rtol=1e-5, atol=1e-6)
+
+
+def test_smoke_rows_without_the_data_come_from_the_profile_and_are_served(
+    scratch_repo: Path, artifacts: Path, client: Any
+) -> None:
+    """CI's publish job has the artifacts, not the data: `container smoke` then sends rows made from the reference
+    profile (and the contract), which the server accepts and predicts on like any request."""
+    from {{ cookiecutter.package_name }}.container import SMOKE_ROWS, ContainerError, smoke_rows
+
+    shutil.copytree(artifacts / "model", scratch_repo / "artifacts/model")
+    for data in (scratch_repo / "data").glob("*.csv"):
+        data.unlink()
+    config = load_config(scratch_repo / "model.yaml", require_data=False)
+    rows, source = smoke_rows(config)
+    assert source == "the reference profile (artifacts/model/profile.json)"
+    assert len(rows) == SMOKE_ROWS
+    assert all(set(row) == {f.name for f in config.data.features} for row in rows)
+    answer = client.post("/predict", json={"instances": rows})
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["predictions"]) == SMOKE_ROWS
+
+    (scratch_repo / "artifacts/model/profile.json").unlink()
+    with pytest.raises(ContainerError, match=r"no data/\S+\.csv and cannot read the reference profile"):
+        smoke_rows(config)
