@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from starlette.testclient import TestClient
 
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config import ModelConfig, load_config
-from {{ cookiecutter.package_name }}.export import export
+from {{ cookiecutter.package_name }}.runtime import MANIFEST
 from {{ cookiecutter.package_name }}.serve import App
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,11 +25,12 @@ def config() -> ModelConfig:
 
 
 @pytest.fixture(scope="session")
-def artifacts(config: ModelConfig, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """artifacts/model (the training contract's layout) and artifacts/runtime, in a temporary folder."""
     out = tmp_path_factory.mktemp("artifacts")
-    assert main(["--config", str(ROOT / "model.yaml"), "train", "--out", str(out / "model")]) == 0
-    manifest = export(config, out / "model", out / "runtime")
+    paths = ["--out", str(out / "model"), "--scores", str(out / "test_scores.json"), "--runtime", str(out / "runtime")]
+    assert main(["--config", str(ROOT / "model.yaml"), "train", *paths]) == 0  # train exports the runtime too
+    manifest = json.loads((out / "runtime" / MANIFEST).read_text())
     assert manifest["parity"]["passed"], manifest["parity"]
     return out
 
