@@ -59,8 +59,9 @@ def markdown(plots: Path, classes: Sequence[str] | None, positive: str | None) -
     about = f"positive class {positive_label(classes, positive)}" if len(classes) == 2 else "micro-average"
     roc, pr, confusion = (read_csv(plots / f"{n}.csv") for n in ("roc", "pr", "confusion"))
     matrix = confusion_matrix(confusion["actual"], confusion["predicted"], labels=list(classes))
-    table = ["| actual \\ predicted | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
-    table += [f"| **{c}** | " + " | ".join(str(n) for n in row) + " |" for c, row in zip(classes, matrix, strict=True)]
+    names = [c.replace("|", "\\|") for c in classes]  # a label must not end a table cell
+    table = ["| actual \\ predicted | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    table += [f"| **{c}** | " + " | ".join(str(n) for n in row) + " |" for c, row in zip(names, matrix, strict=True)]
     return [
         *_chart(f"ROC curve ({about})", 'x-axis "fpr" 0 --> 1', "tpr", "line", roc_on_grid(roc)),
         "",
@@ -88,7 +89,7 @@ def _chart(title: str, x_axis: str, y_title: str, kind: str, values: np.ndarray)
     return [
         "```mermaid",
         "xychart-beta",
-        f'  title "{title}"',
+        f'  title "{title.replace(chr(34), chr(39))}"',  # a label's double quote would end mermaid's string
         f"  {x_axis}",
         f'  y-axis "{y_title}" 0 --> {top}',
         f"  {kind} [{shown}]",

@@ -77,3 +77,15 @@ def test_regression_markdown_is_a_histogram_of_every_residual(tmp_path: Path) ->
     assert lines[2] == '  title "Residuals (predicted - actual)"'
     assert lines[3] == '  x-axis "residual" [-0.9, -0.7, -0.5, -0.3, -0.1, 0.1, 0.3, 0.5, 0.7, 0.9]'
     assert lines[5] == "  bar [2, 2, 2, 2, 2, 2, 2, 2, 2, 2]"
+
+
+def test_labels_cannot_break_the_table_or_the_chart(tmp_path: Path) -> None:
+    scored = classified()
+    rename = {"no": 'say "no"', "yes": "a|b"}
+    truth = np.asarray([rename[v] for v in scored.y_true], dtype=object)
+    predicted = np.asarray([rename[v] for v in scored.y_pred], dtype=object)
+    write_plots(tmp_path, Scored(truth, predicted, scored.proba, ('say "no"', "a|b"), 'say "no"'))
+    lines = markdown(tmp_path, ['say "no"', "a|b"], 'say "no"')
+    assert lines[2] == "  title \"ROC curve (positive class say 'no')\""
+    assert lines[-4] == '| actual \\ predicted | say "no" | a\\|b |'
+    assert lines[-1] == "| **a\\|b** | 1 | 2 |"
