@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 from cookiecutter.main import cookiecutter
@@ -92,3 +93,28 @@ def variant(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def repo(baked: Callable[[str], Path], variant: str) -> Path:
     return baked(variant)
+
+
+def unavailable(reason: str, needed_for: str) -> NoReturn:
+    """Skip on a developer machine that lacks a tool; fail when CI is set, where .ci/run must have installed it."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set: {needed_for} must run here; see .ci/run)")
+    pytest.skip(reason)
+
+
+def docker_engine(base_image: str, needed_for: str) -> Any:
+    """A Docker SDK client of a running engine that has the local base stand-in; unavailable() otherwise."""
+    try:
+        import docker
+    except ImportError:
+        unavailable("the Docker SDK for Python is not installed", needed_for)
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as err:
+        unavailable(f"no Docker engine answers: {err}", needed_for)
+    try:
+        client.images.get(base_image)
+    except Exception:
+        unavailable(f"base image {base_image} is missing: run .ci/base-image.sh", needed_for)
+    return client

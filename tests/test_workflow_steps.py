@@ -14,7 +14,6 @@ Without a Docker engine, the base stand-in or docker-registry the tests skip her
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket
@@ -29,7 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import VARIANTS, bake, run
+from .conftest import VARIANTS, bake, docker_engine, run, unavailable
 from .workflow_runner import BASE_IMAGE, JobResult, Runner, git, parse_kv, stand_in_venv
 
 pytestmark = pytest.mark.slow
@@ -82,10 +81,7 @@ class Evidence:
         return "success", f"{note}evidence of main's CI run for {built[:12]}", {}
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set: the publish job's build, smoke test and push must run here; see .ci/run)")
-    pytest.skip(reason)
+NEEDED_FOR = "the publish job's build, smoke test and push"
 
 
 class Registry:
@@ -153,19 +149,9 @@ class Registry:
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """The engine, the base stand-in and a registry on loopback; the images the runs built are removed afterwards."""
-    try:
-        import docker
-
-        client = docker.from_env()
-        client.ping()
-    except Exception as err:
-        _unavailable(f"no Docker engine answers: {err}")
-    try:
-        client.images.get(BASE_IMAGE)
-    except Exception:
-        _unavailable(f"base image {BASE_IMAGE} is missing: run .ci/base-image.sh")
+    client = docker_engine(BASE_IMAGE, NEEDED_FOR)
     if shutil.which("docker-registry") is None:
-        _unavailable("docker-registry is not installed (.ci/install-system.sh: apt docker-registry)")
+        unavailable("docker-registry is not installed (.ci/install-system.sh: apt docker-registry)", NEEDED_FOR)
     registry = Registry(tmp_path_factory.mktemp("registry"))
     yield registry
     registry.stop()
