@@ -25,8 +25,10 @@ import numpy as np
 from .artifact import sha256_file
 from .config import ModelConfig
 from .runtime import (
+    LINKS,
     MANIFEST,
     RUNTIME_FORMAT,
+    TREES_FILE,
     ModelLoadError,
     Predictor,
     _load_skops,
@@ -42,8 +44,25 @@ LINEAR = {
     "LinearRegression": "regression",
     "Ridge": "regression",
 }
+# Tree ensembles exported as node arrays (TreeEnsemble); the family decides the input dtype and how trees combine.
+TREE_ENSEMBLES = {
+    "RandomForestClassifier": "forest",
+    "RandomForestRegressor": "forest",
+    "GradientBoostingClassifier": "gradient_boosting",
+    "GradientBoostingRegressor": "gradient_boosting",
+    "HistGradientBoostingClassifier": "hist_gradient_boosting",
+    "HistGradientBoostingRegressor": "hist_gradient_boosting",
+}
+# scikit-learn's loss links by class name -> TreeEnsemble's inverse link.
+TREE_LINKS = {
+    "IdentityLink": "identity",
+    "LogLink": "exp",
+    "LogitLink": "sigmoid",
+    "HalfLogitLink": "half_sigmoid",
+    "MultinomialLogit": "softmax",
+}
 # max |runtime - model| / (1 + |model|): float64 paths are exact up to rounding; TFLite computes in float32.
-TOLERANCE = {"linear": 1e-9, "sklearn": 1e-9, "tflite": 1e-5}
+TOLERANCE = {"linear": 1e-9, "trees": 1e-9, "sklearn": 1e-9, "tflite": 1e-5}
 
 
 class ExportUnsupported(Exception):
@@ -85,7 +104,7 @@ def export(config: ModelConfig, model_dir: Path, out: Path) -> dict[str, Any]:
         if framework == "sklearn":
             pipeline = _load_skops(model_dir / "model.skops")
             preprocess, estimator = pipeline.named_steps["preprocess"], pipeline.named_steps["model"]
-            spec, libraries = _sklearn_estimator(estimator, metadata["estimator"])
+            spec, libraries = _sklearn_estimator(estimator, metadata["estimator"], staging)
             reference = _sklearn_reference(pipeline, task)
         else:
             preprocess = _load_skops(model_dir / "preprocess.skops")
@@ -120,7 +139,7 @@ def export(config: ModelConfig, model_dir: Path, out: Path) -> dict[str, Any]:
 
 
 def _tolerance_kind(spec: Mapping[str, Any]) -> str:
-    return spec["kind"] if spec["kind"] in ("tflite", "sklearn") else "linear"
+    return spec["kind"] if spec["kind"] in TOLERANCE else "linear"
 
 
 def describe_column_transformer(transformer: Any) -> list[dict[str, Any]]:
@@ -171,9 +190,15 @@ def _nan_marker(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _sklearn_estimator(estimator: Any, name: str) -> tuple[dict[str, Any], list[str]]:
+def _sklearn_estimator(estimator: Any, name: str, staging: Path) -> tuple[dict[str, Any], list[str]]:
+    if type(estimator).__name__ in TREE_ENSEMBLES:
+        try:
+            return _tree_ensemble(estimator, name, staging), []
+        except ExportUnsupported as err:  # served as before: the fitted estimator, fed numpy
+            (staging / TREES_FILE).unlink(missing_ok=True)
+            return {"kind": "sklearn", "estimator": name, "why": str(err)}, ["scikit-learn", "skops"]
     kind = LINEAR.get(type(estimator).__name__)
-    if kind is None:  # trees and boosting: the fitted estimator itself, fed numpy
+    if kind is None:  # anything else: the fitted estimator itself, fed numpy
         return {"kind": "sklearn", "estimator": name}, ["scikit-learn", "skops"]
     coef = np.atleast_2d(np.asarray(estimator.coef_, dtype=np.float64))
     spec = {
@@ -183,6 +208,156 @@ def _sklearn_estimator(estimator: Any, name: str) -> tuple[dict[str, Any], list[
         "intercept": np.atleast_1d(np.asarray(estimator.intercept_, dtype=np.float64)).tolist(),
     }
     return spec, []
+
+
+def _tree_ensemble(estimator: Any, name: str, staging: Path) -> dict[str, Any]:
+    """A fitted forest or boosting model as one set of node arrays (runtime.TreeEnsemble) in `staging`/trees.npz."""
+    family = TREE_ENSEMBLES[type(estimator).__name__]
+    classifier = hasattr(estimator, "classes_")
+    try:
+        if family == "forest":
+            if estimator.n_outputs_ != 1:
+                raise ExportUnsupported(f"{name}: {estimator.n_outputs_} outputs; one is supported")
+            outputs = int(estimator.n_classes_) if classifier else 1
+            trees = [_decision_tree(e.tree_, lambda v: v[:, 0, :outputs], 0, outputs) for e in estimator.estimators_]
+            base, link = np.zeros(outputs), "identity"
+        elif family == "gradient_boosting":
+            trees, base = _gradient_boosting(estimator, name)
+            link = _tree_link(estimator, name) if classifier else "identity"  # a regressor returns its raw sum
+        else:
+            trees, base = _hist_gradient_boosting(estimator, name)
+            link = _tree_link(estimator, name)
+    except AttributeError as err:  # a scikit-learn whose fitted internals differ from the ones read here
+        raise ExportUnsupported(f"{name}: cannot read the fitted trees ({err})") from None
+    arrays = _concatenate_trees(trees)
+    if arrays["feature"].size and int(arrays["feature"].max()) >= estimator.n_features_in_:
+        raise ExportUnsupported(f"{name}: a node splits on a feature the model was not fitted on")
+    np.savez(staging / TREES_FILE, **arrays, base=np.asarray(base, dtype=np.float64))
+    return {
+        "kind": "trees",
+        "estimator": name,
+        "file": TREES_FILE,
+        "family": family,
+        "trees": len(trees),
+        "nodes": int(arrays["feature"].size),
+        "depth": _depth(arrays["children"], arrays["roots"]),
+        "float32": family != "hist_gradient_boosting",  # decision trees compare float32-cast features
+        "average": family == "forest",
+        "link": link,
+    }
+
+
+Tree = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _decision_tree(tree: Any, values: Any, column: int, outputs: int) -> Tree:
+    """A fitted sklearn.tree Tree: (left, right, feature, threshold, missing_go_to_left, is_leaf, value (nodes,
+    outputs)); `values` picks the leaf values from tree.value, placed from output `column` on."""
+    picked = np.asarray(values(tree.value), dtype=np.float64).reshape(tree.node_count, -1)
+    value = np.zeros((tree.node_count, outputs))
+    value[:, column : column + picked.shape[1]] = picked
+    return (
+        np.asarray(tree.children_left),
+        np.asarray(tree.children_right),
+        np.asarray(tree.feature),
+        np.asarray(tree.threshold, dtype=np.float64),
+        np.asarray(tree.missing_go_to_left, dtype=bool),
+        np.asarray(tree.children_left) == -1,
+        value,
+    )
+
+
+def _gradient_boosting(estimator: Any, name: str) -> tuple[list[Tree], np.ndarray]:
+    """GradientBoosting: trees stage by stage (one per output in a stage), leaf values times the learning rate."""
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
+    if not (isinstance(estimator.init_, str) and estimator.init_ == "zero") and type(estimator.init_) not in (
+        DummyClassifier,
+        DummyRegressor,
+    ):
+        raise ExportUnsupported(f"{name}: init estimator {estimator.init_!r} is not a constant (zero or dummy)")
+    stages = np.asarray(estimator.estimators_, dtype=object)
+    outputs = stages.shape[1]
+    rate = float(estimator.learning_rate)
+    trees = [
+        _decision_tree(stage[k].tree_, lambda v: rate * v[:, 0, 0], k, outputs) for stage in stages for k in range(outputs)
+    ]
+    base = estimator._raw_predict_init(np.zeros((1, estimator.n_features_in_)))[0]
+    return trees, np.asarray(base, dtype=np.float64)
+
+
+def _hist_gradient_boosting(estimator: Any, name: str) -> tuple[list[Tree], np.ndarray]:
+    """HistGradientBoosting: its TreePredictors' nodes (numeric splits only), iteration by iteration."""
+    if estimator.is_categorical_ is not None and bool(np.any(estimator.is_categorical_)):
+        raise ExportUnsupported(f"{name}: native categorical features are not supported")
+    outputs = int(estimator.n_trees_per_iteration_)
+    trees = []
+    for iteration in estimator._predictors:
+        for k, predictor in enumerate(iteration):
+            nodes = predictor.nodes
+            if bool(np.any(nodes["is_categorical"])):
+                raise ExportUnsupported(f"{name}: a categorical split is not supported")
+            value = np.zeros((len(nodes), outputs))
+            value[:, k] = nodes["value"]
+            leaf = nodes["is_leaf"].astype(bool)
+            trees.append(
+                (
+                    np.where(leaf, -1, nodes["left"].astype(np.int64)),
+                    np.where(leaf, -1, nodes["right"].astype(np.int64)),
+                    nodes["feature_idx"].astype(np.int64),
+                    nodes["num_threshold"].astype(np.float64),
+                    nodes["missing_go_to_left"].astype(bool),
+                    leaf,
+                    value,
+                )
+            )
+    return trees, np.asarray(estimator._baseline_prediction, dtype=np.float64).reshape(-1)
+
+
+def _tree_link(estimator: Any, name: str) -> str:
+    link = TREE_LINKS.get(type(estimator._loss.link).__name__)
+    if link is None or link not in LINKS:
+        raise ExportUnsupported(f"{name}: loss {type(estimator._loss).__name__} has no exported inverse link")
+    return link
+
+
+def _concatenate_trees(trees: Sequence[Tree]) -> dict[str, np.ndarray]:
+    """One node array per field over all trees; a leaf is its own child (feature 0), so walking on leaves stays."""
+    if not trees:
+        raise ExportUnsupported("the ensemble has no trees")
+    children, feature, threshold, missing_right, value, roots = [], [], [], [], [], []
+    start = 0
+    for left, right, feat, thresh, missing_left, leaf, val in trees:
+        own = np.arange(start, start + len(leaf), dtype=np.int64)
+        left = np.where(leaf, own, np.asarray(left, dtype=np.int64) + start)
+        right = np.where(leaf, own, np.asarray(right, dtype=np.int64) + start)
+        children.append(np.column_stack([left, right]).ravel())
+        feature.append(np.where(leaf, 0, feat).astype(np.int64))
+        threshold.append(np.where(leaf, 0.0, thresh))
+        missing_right.append(np.where(leaf, 0, ~missing_left).astype(np.uint8))
+        value.append(val)
+        roots.append(start)
+        start += len(leaf)
+    return {
+        "children": np.concatenate(children),
+        "feature": np.concatenate(feature),
+        "threshold": np.concatenate(threshold),
+        "missing_right": np.concatenate(missing_right),
+        "value": np.concatenate(value),
+        "roots": np.asarray(roots, dtype=np.int64),
+    }
+
+
+def _depth(children: np.ndarray, roots: np.ndarray) -> int:
+    """Levels to walk until every tree is at a leaf (a leaf is its own child)."""
+    node, depth = roots, 0
+    while True:
+        nxt = children[np.concatenate([2 * node, 2 * node + 1])]
+        moving = nxt != np.concatenate([node, node])
+        if not moving.any():
+            return depth
+        node = np.unique(nxt[moving])
+        depth += 1
 
 
 def _load_keras(path: Path) -> Any:

@@ -2,8 +2,9 @@
 
 `export` writes an exported runtime (artifacts/runtime/) next to the trained artifact (artifacts/model/): the
 preprocessing as plain numbers (a numpy replica of the fitted ColumnTransformer, bitwise equal to it), and the
-estimator as coefficients (linear models), as the fitted sklearn estimator fed numpy (other sklearn models) or as
-TFLite (Keras). It is served only when its export-time parity check against the trained model passed.
+estimator as coefficients (linear models), as flat node arrays (random forests and gradient boosting), as the
+fitted sklearn estimator fed numpy (anything else) or as TFLite (Keras). It is served only when its export-time parity
+check against the trained model passed.
 """
 
 from __future__ import annotations
@@ -171,6 +172,89 @@ class LinearEstimator:
         return scores.argmax(axis=1), None
 
 
+TREES_FILE = "trees.npz"
+
+
+class TreeEnsemble:
+    """RandomForest, GradientBoosting and HistGradientBoosting as flat node arrays, scikit-learn's arithmetic in numpy.
+
+    Every tree of the ensemble lives in one set of node arrays (`roots` marks where each starts; a leaf is its own
+    child). All trees walk all rows at once, one numpy step per depth level: a call costs O(depth) numpy operations,
+    not O(trees x depth). As scikit-learn does: decision trees (forests, GradientBoosting) compare float32-cast
+    features, HistGradientBoosting float64 ones; `x <= threshold` goes left, NaN goes where the node sends missing
+    values. Leaf values are summed tree by tree in scikit-learn's order, from the ensemble's baseline (zeros for
+    forests, the init estimator's or baseline raw prediction for boosting), then averaged (forests) or passed through
+    the loss's inverse link (boosting).
+    """
+
+    def __init__(self, path: Path, spec: Mapping[str, Any], task: str) -> None:
+        with np.load(path, allow_pickle=False) as arrays:
+            self.children = np.ascontiguousarray(arrays["children"], dtype=np.intp)  # node n: 2n left, 2n+1 right
+            self.feature = np.ascontiguousarray(arrays["feature"], dtype=np.intp)
+            self.threshold = np.ascontiguousarray(arrays["threshold"], dtype=np.float64)
+            self.missing_right = np.ascontiguousarray(arrays["missing_right"], dtype=np.intp)
+            self.value = np.ascontiguousarray(arrays["value"], dtype=np.float64)  # (nodes, outputs)
+            self.roots = np.ascontiguousarray(arrays["roots"], dtype=np.intp)
+            self.base = np.ascontiguousarray(arrays["base"], dtype=np.float64)  # (outputs,)
+        self.depth = int(spec["depth"])
+        self.float32 = bool(spec["float32"])
+        self.average = bool(spec["average"])
+        self.link = str(spec["link"])
+        self.task = task
+        if self.link not in LINKS:
+            raise ModelLoadError(f"exported trees: link {self.link!r} is not one of {sorted(LINKS)}")
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """The ensemble's raw prediction, (rows, outputs): baseline + the trees' leaf values (averaged for forests)."""
+        if self.float32:
+            x = x.astype(np.float32).astype(np.float64)
+        rows, width = x.shape
+        flat = np.ascontiguousarray(x).ravel()
+        offsets = np.arange(rows, dtype=np.intp) * width  # row r, feature f: flat[r * width + f]
+        node = np.repeat(self.roots[:, None], rows, axis=1)  # (trees, rows)
+        nan = bool(np.isnan(flat).any())
+        for _ in range(self.depth):
+            values = flat[offsets + self.feature[node]]
+            right = (values > self.threshold[node]).view(np.uint8)
+            if nan:
+                right = np.where(np.isnan(values), self.missing_right[node], right)
+            node = self.children[2 * node + right]
+        leaves = self.value[node]  # (trees, rows, outputs)
+        terms = np.concatenate([np.broadcast_to(self.base, (1, rows, self.base.size)), leaves])
+        total = np.add.accumulate(terms, axis=0)[-1]  # strictly tree by tree, as scikit-learn adds them
+        return total / len(self.roots) if self.average else total
+
+    def __call__(self, x: np.ndarray) -> Output:
+        raw = self.raw(x)
+        if self.task == "regression":
+            return LINKS[self.link](raw[:, 0]), None
+        if self.link in ("sigmoid", "half_sigmoid"):  # binary: one raw column, the positive class
+            positive = LINKS[self.link](raw[:, 0])
+            proba = np.empty((raw.shape[0], 2), dtype=np.float64)
+            proba[:, 1] = positive
+            proba[:, 0] = 1 - positive
+        else:
+            proba = LINKS[self.link](raw)
+        return proba.argmax(axis=1), proba
+
+
+def _softmax(raw: np.ndarray) -> np.ndarray:
+    """sklearn.utils.extmath.softmax, step for step."""
+    shifted = raw - raw.max(axis=1).reshape(-1, 1)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1).reshape(-1, 1)
+
+
+# Inverse links (scikit-learn's loss.link.inverse); "identity" also stands for a forest's averaged probabilities.
+LINKS: Mapping[str, Callable[[np.ndarray], np.ndarray]] = {
+    "identity": lambda raw: raw,
+    "exp": np.exp,
+    "sigmoid": lambda raw: 1.0 / (1.0 + np.exp(-raw)),
+    "half_sigmoid": lambda raw: 1.0 / (1.0 + np.exp(-2 * raw)),
+    "softmax": _softmax,
+}
+
+
 class SklearnEstimator:
     """Any other fitted sklearn estimator, fed the numpy matrix (skipping the DataFrame and ColumnTransformer)."""
 
@@ -241,6 +325,8 @@ def exported_predictor(runtime_dir: Path, model_dir: Path, task: str) -> Predict
     estimator: Callable[[np.ndarray], Output]
     if kind == "tflite":
         estimator = TFLiteEstimator(runtime_dir / manifest["estimator"]["file"], task)
+    elif kind == "trees":
+        estimator = TreeEnsemble(runtime_dir / manifest["estimator"]["file"], manifest["estimator"], task)
     elif kind == "sklearn":
         estimator = SklearnEstimator(_load_skops(model_dir / "model.skops").named_steps["model"], task)
     else:
