@@ -280,7 +280,9 @@ def _gradient_boosting(estimator: Any, name: str) -> tuple[list[Tree], np.ndarra
     outputs = stages.shape[1]
     rate = float(estimator.learning_rate)
     trees = [
-        _decision_tree(stage[k].tree_, lambda v: rate * v[:, 0, 0], k, outputs) for stage in stages for k in range(outputs)
+        _decision_tree(stage[k].tree_, lambda v: rate * v[:, 0, 0], k, outputs)
+        for stage in stages
+        for k in range(outputs)
     ]
     base = estimator._raw_predict_init(np.zeros((1, estimator.n_features_in_)))[0]
     return trees, np.asarray(base, dtype=np.float64)
