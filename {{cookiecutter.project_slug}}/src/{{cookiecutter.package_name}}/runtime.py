@@ -365,7 +365,7 @@ def native_predictor(model_dir: Path) -> Predictor:
 
 
 # Predictors whose per-call cost dwarfs their per-row cost: concurrent requests share one call (MicroBatcher).
-BATCHED_KINDS = frozenset({"exported:sklearn", "native"})
+BATCHED_KINDS = frozenset({"exported:trees", "exported:sklearn", "native"})
 
 
 class MicroBatcher:

@@ -23,12 +23,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.artifact import load_skops
+from {{ cookiecutter.package_name }}.artifact import load_skops, save_artifact
 from {{ cookiecutter.package_name }}.cli import main
-from {{ cookiecutter.package_name }}.config import ConfigError, ModelConfig, load_config
-from {{ cookiecutter.package_name }}.export import describe_column_transformer, parity_rows
-from {{ cookiecutter.package_name }}.runtime import MANIFEST, Predictor, Preprocessor
+from {{ cookiecutter.package_name }}.config import ESTIMATORS, ConfigError, ModelConfig, load_config
+from {{ cookiecutter.package_name }}.data import read_frame, split
+from {{ cookiecutter.package_name }}.export import (
+    TREE_ENSEMBLES,
+    TREES_FILE,
+    _sklearn_estimator,
+    describe_column_transformer,
+    export,
+    parity_rows,
+)
+from {{ cookiecutter.package_name }}.lineage import lineage
+from {{ cookiecutter.package_name }}.runtime import MANIFEST, Predictor, Preprocessor, exported_predictor, native_predictor
 from {{ cookiecutter.package_name }}.serve import App
+from {{ cookiecutter.package_name }}.train import artifact_metadata, fit_sklearn
 
 from .conftest import ROOT, example_rows
 
@@ -55,6 +65,117 @@ def test_export_records_a_passed_parity_check(artifacts: Path) -> None:
     assert manifest["parity"]["max_difference"] <= manifest["parity"]["tolerance"]
     assert manifest["parity"]["rows"] > 100
     assert "numpy" in manifest["library_versions"]
+
+
+TREE_CASES = [
+    pytest.param(estimator, False, id=estimator)
+    for estimator in ESTIMATORS[("sklearn", "{{ cookiecutter.task }}")]
+    if estimator in TREE_ENSEMBLES
+]
+{%- if cookiecutter.task == 'classification' %}
+TREE_CASES += [
+    pytest.param(estimator, True, id=f"{estimator}-multiclass")
+    for estimator in ESTIMATORS[("sklearn", "classification")]
+    if estimator in TREE_ENSEMBLES
+]
+{%- endif %}
+# Loads the exported runtime in a fresh interpreter and lists the heavy modules that came with it.
+LOAD_ALONE = """
+import json, sys
+from pathlib import Path
+from {{ cookiecutter.package_name }}.runtime import exported_predictor
+predictor = exported_predictor(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])
+predictor.predict_columns(json.loads(sys.argv[4]), 1)
+print(json.dumps([name for name in ("sklearn", "skops", "scipy", "pandas") if name in sys.modules]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("estimator", "multiclass"), TREE_CASES)
+def test_tree_ensembles_export_as_node_arrays_and_predict_like_the_model(
+    config: ModelConfig, estimator: str, multiclass: bool, tmp_path: Path
+) -> None:
+    """Every allowed forest and boosting model is served by numpy alone: parity passed at export, the same
+    predictions as the trained model on rows it never saw, and no scikit-learn or skops imported to load it."""
+    config = dataclasses.replace(
+        config, model=dataclasses.replace(config.model, framework="sklearn", estimator=estimator, params={})
+    )
+    frame = read_frame(config)
+{%- if cookiecutter.task == 'classification' %}
+    if multiclass:  # as test_behaviour's multiclass target: a third class for the smaller half
+        target = config.data.target
+        frame[target] = np.where(frame["area_mean"] > frame["area_mean"].median(), frame[target], "unsure")
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, positive_class=None))
+{%- endif %}
+    train_rows, _ = split(config, frame)
+    pipeline = fit_sklearn(config, train_rows)
+    classes = [str(c) for c in pipeline.classes_] if config.model.task == "classification" else None
+    metadata = {**artifact_metadata(config, lineage(config)), "classes": classes}
+    save_artifact(tmp_path / "model", metadata=metadata, features=config.data.features, pipeline=pipeline)
+    manifest = export(config, tmp_path / "model", tmp_path / "runtime")
+
+    assert manifest["estimator"]["kind"] == "trees", manifest["estimator"]
+    assert manifest["parity"]["passed"] is True, manifest["parity"]
+    assert set(manifest["library_versions"]) == {"numpy"}  # the server needs neither scikit-learn nor skops
+    assert (tmp_path / "runtime" / TREES_FILE).is_file()
+    assert classes == (["benign", "malignant", "unsure"] if multiclass else classes)
+
+    columns, rows = _fresh_rows(config, 300)
+    exported = exported_predictor(tmp_path / "runtime", tmp_path / "model", config.model.task)
+    native = native_predictor(tmp_path / "model")
+    assert exported.kind == "exported:trees"
+    got, got_proba = exported.predict_columns(columns, rows)
+    want, want_proba = native.predict_columns(columns, rows)
+    if classes is None:
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+    else:
+        assert got_proba is not None
+        assert want_proba is not None
+        np.testing.assert_allclose(got_proba, want_proba, rtol=1e-12, atol=1e-15)
+        top_two = np.sort(want_proba, axis=1)[:, -2:]
+        untied = top_two[:, 1] - top_two[:, 0] > 1e-9
+        assert [g for g, u in zip(got, untied, strict=True) if u] == [w for w, u in zip(want, untied, strict=True) if u]
+
+    one_row = json.dumps({name: values[:1] for name, values in columns.items()})
+    alone = subprocess.run(
+        [sys.executable, "-c", LOAD_ALONE, str(tmp_path / "runtime"), str(tmp_path / "model"), config.model.task, one_row],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(alone.stdout) == []
+
+
+def _fresh_rows(config: ModelConfig, count: int) -> tuple[dict[str, list[Any]], int]:
+    """Rows the model never saw: the data's rows with every number moved by up to 20% of its value, some values
+    missing and some categories unseen."""
+    columns, rows = parity_rows(config, [{"name": f.name, "type": f.type} for f in config.data.features])
+    rng = np.random.default_rng(7)
+    picked = rng.integers(0, rows, count)
+    fresh: dict[str, list[Any]] = {}
+    for feature in config.data.features:
+        values = [columns[feature.name][i] for i in picked]
+        if feature.is_categorical:
+            fresh[feature.name] = [None if r < 0.05 else "never-seen" if r < 0.1 else v for v, r in zip(values, rng.random(count), strict=True)]
+        else:
+            moved = [None if v is None else float(v) * (1 + 0.2 * (r - 0.5)) for v, r in zip(values, rng.random(count), strict=True)]
+            fresh[feature.name] = [None if r < 0.05 else v for v, r in zip(moved, rng.random(count), strict=True)]
+    return fresh, count
+
+
+def test_a_tree_ensemble_the_export_cannot_read_is_served_as_the_fitted_estimator(tmp_path: Path) -> None:
+    """Native categorical splits are not exported: the runtime keeps the fitted estimator (kind sklearn), says why."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 3, size=(200, 2)).astype(np.float64)
+    model = HistGradientBoostingClassifier(categorical_features=[0], max_iter=5).fit(x, x[:, 0] > 1)
+    spec, libraries = _sklearn_estimator(model, "HistGradientBoostingClassifier", tmp_path)
+    assert spec["kind"] == "sklearn"
+    assert "categorical" in spec["why"]
+    assert libraries == ["scikit-learn", "skops"]
+    assert not (tmp_path / TREES_FILE).exists()
 
 
 def test_serving_needs_model_yaml_but_not_the_data(tmp_path: Path) -> None:
