@@ -137,13 +137,9 @@ def test_tree_ensembles_export_as_node_arrays_and_predict_like_the_model(
         assert [g for g, u in zip(got, untied, strict=True) if u] == [w for w, u in zip(want, untied, strict=True) if u]
 
     one_row = json.dumps({name: values[:1] for name, values in columns.items()})
-    alone = subprocess.run(
-        [sys.executable, "-c", LOAD_ALONE, str(tmp_path / "runtime"), str(tmp_path / "model"), config.model.task, one_row],
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    command = [sys.executable, "-c", LOAD_ALONE, str(tmp_path / "runtime"), str(tmp_path / "model")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    alone = subprocess.run([*command, config.model.task, one_row], env=env, capture_output=True, text=True, check=True)
     assert json.loads(alone.stdout) == []
 
 
@@ -156,11 +152,11 @@ def _fresh_rows(config: ModelConfig, count: int) -> tuple[dict[str, list[Any]], 
     fresh: dict[str, list[Any]] = {}
     for feature in config.data.features:
         values = [columns[feature.name][i] for i in picked]
+        pairs = list(zip(values, rng.random(count).tolist(), strict=True))
         if feature.is_categorical:
-            fresh[feature.name] = [None if r < 0.05 else "never-seen" if r < 0.1 else v for v, r in zip(values, rng.random(count), strict=True)]
-        else:
-            moved = [None if v is None else float(v) * (1 + 0.2 * (r - 0.5)) for v, r in zip(values, rng.random(count), strict=True)]
-            fresh[feature.name] = [None if r < 0.05 else v for v, r in zip(moved, rng.random(count), strict=True)]
+            fresh[feature.name] = [None if r < 0.05 else "never-seen" if r < 0.1 else v for v, r in pairs]
+        else:  # moved by -20% to +20%; missing when the draw is in its top 5%
+            fresh[feature.name] = [None if v is None or r > 0.95 else float(v) * (0.8 + 0.4 * r) for v, r in pairs]
     return fresh, count
 
 
