@@ -229,10 +229,10 @@ def _tree_ensemble(estimator: Any, name: str, staging: Path) -> dict[str, Any]:
             link = _tree_link(estimator, name)
     except AttributeError as err:  # a scikit-learn whose fitted internals differ from the ones read here
         raise ExportUnsupported(f"{name}: cannot read the fitted trees ({err})") from None
-    arrays = _concatenate_trees(trees)
+    arrays = _concatenate_trees(trees, np.asarray(base, dtype=np.float64))
     if arrays["feature"].size and int(arrays["feature"].max()) >= estimator.n_features_in_:
         raise ExportUnsupported(f"{name}: a node splits on a feature the model was not fitted on")
-    np.savez(staging / TREES_FILE, **arrays, base=np.asarray(base, dtype=np.float64))
+    np.savez(staging / TREES_FILE, **arrays)
     return {
         "kind": "trees",
         "estimator": name,
@@ -323,13 +323,16 @@ def _tree_link(estimator: Any, name: str) -> str:
     return link
 
 
-def _concatenate_trees(trees: Sequence[Tree]) -> dict[str, np.ndarray]:
-    """One node array per field over all trees; a leaf is its own child (feature 0), so walking on leaves stays."""
+def _concatenate_trees(trees: Sequence[Tree], base: np.ndarray) -> dict[str, np.ndarray]:
+    """One node array per field over all trees, after a one-leaf tree holding the baseline `base`; a leaf is its own
+    child (feature 0), so walking on from a leaf stays there."""
     if not trees:
         raise ExportUnsupported("the ensemble has no trees")
+    no = np.zeros(1, dtype=np.int64)
+    baseline: Tree = (no - 1, no - 1, no, np.zeros(1), np.zeros(1, dtype=bool), np.ones(1, dtype=bool), base[None, :])
     children, feature, threshold, missing_right, value, roots = [], [], [], [], [], []
     start = 0
-    for left, right, feat, thresh, missing_left, leaf, val in trees:
+    for left, right, feat, thresh, missing_left, leaf, val in [baseline, *trees]:
         own = np.arange(start, start + len(leaf), dtype=np.int64)
         left = np.where(leaf, own, np.asarray(left, dtype=np.int64) + start)
         right = np.where(leaf, own, np.asarray(right, dtype=np.int64) + start)

@@ -179,23 +179,33 @@ class TreeEnsemble:
     """RandomForest, GradientBoosting and HistGradientBoosting as flat node arrays, scikit-learn's arithmetic in numpy.
 
     Every tree of the ensemble lives in one set of node arrays (`roots` marks where each starts; a leaf is its own
-    child). All trees walk all rows at once, one numpy step per depth level: a call costs O(depth) numpy operations,
-    not O(trees x depth). As scikit-learn does: decision trees (forests, GradientBoosting) compare float32-cast
-    features, HistGradientBoosting float64 ones; `x <= threshold` goes left, NaN goes where the node sends missing
-    values. Leaf values are summed tree by tree in scikit-learn's order, from the ensemble's baseline (zeros for
-    forests, the init estimator's or baseline raw prediction for boosting), then averaged (forests) or passed through
-    the loss's inverse link (boosting).
+    child). The first root is a one-leaf tree holding the ensemble's baseline (zeros for forests, the init
+    estimator's or baseline raw prediction for boosting). All trees walk all rows at once, one numpy step per depth
+    level: a call costs O(depth) numpy operations, not O(trees x depth). As scikit-learn does: decision trees
+    (forests, GradientBoosting) compare float32-cast features, HistGradientBoosting float64 ones; `x <= threshold`
+    goes left, NaN goes where the node sends missing values. Leaf values are summed tree by tree in scikit-learn's
+    order, then averaged (forests) or passed through the loss's inverse link (boosting).
     """
 
     def __init__(self, path: Path, spec: Mapping[str, Any], task: str) -> None:
         with np.load(path, allow_pickle=False) as arrays:
-            self.children = np.ascontiguousarray(arrays["children"], dtype=np.intp)  # node n: 2n left, 2n+1 right
-            self.feature = np.ascontiguousarray(arrays["feature"], dtype=np.intp)
-            self.threshold = np.ascontiguousarray(arrays["threshold"], dtype=np.float64)
-            self.missing_right = np.ascontiguousarray(arrays["missing_right"], dtype=np.intp)
-            self.value = np.ascontiguousarray(arrays["value"], dtype=np.float64)  # (nodes, outputs)
-            self.roots = np.ascontiguousarray(arrays["roots"], dtype=np.intp)
-            self.base = np.ascontiguousarray(arrays["base"], dtype=np.float64)  # (outputs,)
+            children = np.asarray(arrays["children"], dtype=np.intp).reshape(-1, 2)  # left, right
+            feature = np.asarray(arrays["feature"], dtype=np.intp)
+            threshold = np.asarray(arrays["threshold"], dtype=np.float64)
+            missing_right = np.asarray(arrays["missing_right"], dtype=bool)
+            value = np.asarray(arrays["value"], dtype=np.float64)  # (nodes, outputs)
+            roots = np.asarray(arrays["roots"], dtype=np.intp)
+        # Walked with doubled node ids: node 2n's right child is at 2n + 1, so one step is next[node + goes_right].
+        self.next = np.ascontiguousarray(2 * children).ravel()
+        self.feature = np.repeat(feature, 2)
+        self.threshold = np.repeat(threshold, 2)
+        self.missing_right = np.repeat(missing_right, 2)
+        self.outputs = value.shape[1]
+        if self.outputs == 1:  # a second, zero column: numpy then adds the trees in order (see raw)
+            value = np.column_stack([value, np.zeros(len(value))])
+        self.value = np.repeat(value, 2, axis=0)
+        self.roots = 2 * roots
+        self.trees = len(roots) - 1  # without the baseline
         self.depth = int(spec["depth"])
         self.float32 = bool(spec["float32"])
         self.average = bool(spec["average"])
@@ -211,18 +221,18 @@ class TreeEnsemble:
         rows, width = x.shape
         flat = np.ascontiguousarray(x).ravel()
         offsets = np.arange(rows, dtype=np.intp) * width  # row r, feature f: flat[r * width + f]
-        node = np.repeat(self.roots[:, None], rows, axis=1)  # (trees, rows)
+        node = self.roots[:, None].repeat(rows, axis=1)  # (trees, rows)
         nan = bool(np.isnan(flat).any())
-        for _ in range(self.depth):
-            values = flat[offsets + self.feature[node]]
-            right = (values > self.threshold[node]).view(np.uint8)
+        for _ in range(self.depth):  # ndarray.take: the method skips np.take's Python wrapper (per-call cost)
+            values = flat.take(offsets + self.feature.take(node))
+            right = self.threshold.take(node) < values  # not (x <= threshold); NaN compares False
             if nan:
-                right = np.where(np.isnan(values), self.missing_right[node], right)
-            node = self.children[2 * node + right]
-        leaves = self.value[node]  # (trees, rows, outputs)
-        terms = np.concatenate([np.broadcast_to(self.base, (1, rows, self.base.size)), leaves])
-        total = np.add.accumulate(terms, axis=0)[-1]  # strictly tree by tree, as scikit-learn adds them
-        return total / len(self.roots) if self.average else total
+                right = np.where(np.isnan(values), self.missing_right.take(node), right)
+            node = self.next.take(node + right)
+        # Summed over the trees axis with more than one value per tree, numpy adds tree after tree (0, 1, 2, ...)
+        # as scikit-learn does; a single value per tree would be summed pairwise instead.
+        total = np.add.reduce(self.value.take(node, axis=0), axis=0)[:, : self.outputs]
+        return total / self.trees if self.average else total
 
     def __call__(self, x: np.ndarray) -> Output:
         raw = self.raw(x)
