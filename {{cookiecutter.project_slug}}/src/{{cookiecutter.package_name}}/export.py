@@ -25,7 +25,6 @@ import numpy as np
 from .artifact import sha256_file
 from .config import ModelConfig
 from .runtime import (
-    LINKS,
     MANIFEST,
     RUNTIME_FORMAT,
     TREES_FILE,
@@ -53,7 +52,7 @@ TREE_ENSEMBLES = {
     "HistGradientBoostingClassifier": "hist_gradient_boosting",
     "HistGradientBoostingRegressor": "hist_gradient_boosting",
 }
-# scikit-learn's loss links by class name -> TreeEnsemble's inverse link.
+# scikit-learn's loss links by class name -> TreeEnsemble's inverse link (runtime.LINKS).
 TREE_LINKS = {
     "IdentityLink": "identity",
     "LogLink": "exp",
@@ -85,6 +84,8 @@ def export_runtime(config: ModelConfig, model_dir: Path, out: Path, shown: Path)
     except (ModelLoadError, ExportUnsupported) as err:
         print(f"export: {err}", file=sys.stderr)
         return 1
+    if "why" in manifest["estimator"]:
+        print(f"export: {manifest['estimator']['why']}; the runtime feeds numpy to the fitted model", file=sys.stderr)
     parity = manifest["parity"]
     verdict = "passed" if parity["passed"] else "FAILED (serving.runtime auto will serve the native model)"
     print(
@@ -210,6 +211,10 @@ def _sklearn_estimator(estimator: Any, name: str, staging: Path) -> tuple[dict[s
     return spec, []
 
 
+# One tree: left, right (-1 at leaves), feature, threshold, missing_go_to_left, is_leaf, value (nodes, outputs).
+Tree = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
 def _tree_ensemble(estimator: Any, name: str, staging: Path) -> dict[str, Any]:
     """A fitted forest or boosting model as one set of node arrays (runtime.TreeEnsemble) in `staging`/trees.npz."""
     family = TREE_ENSEMBLES[type(estimator).__name__]
@@ -227,7 +232,7 @@ def _tree_ensemble(estimator: Any, name: str, staging: Path) -> dict[str, Any]:
         else:
             trees, base = _hist_gradient_boosting(estimator, name)
             link = _tree_link(estimator, name)
-    except AttributeError as err:  # a scikit-learn whose fitted internals differ from the ones read here
+    except (AttributeError, KeyError, TypeError, ValueError) as err:  # fitted internals unlike the ones read here
         raise ExportUnsupported(f"{name}: cannot read the fitted trees ({err})") from None
     arrays = _concatenate_trees(trees, np.asarray(base, dtype=np.float64))
     if arrays["feature"].size and int(arrays["feature"].max()) >= estimator.n_features_in_:
@@ -245,9 +250,6 @@ def _tree_ensemble(estimator: Any, name: str, staging: Path) -> dict[str, Any]:
         "average": family == "forest",
         "link": link,
     }
-
-
-Tree = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def _decision_tree(tree: Any, values: Any, column: int, outputs: int) -> Tree:
@@ -271,11 +273,9 @@ def _gradient_boosting(estimator: Any, name: str) -> tuple[list[Tree], np.ndarra
     """GradientBoosting: trees stage by stage (one per output in a stage), leaf values times the learning rate."""
     from sklearn.dummy import DummyClassifier, DummyRegressor
 
-    if not (isinstance(estimator.init_, str) and estimator.init_ == "zero") and type(estimator.init_) not in (
-        DummyClassifier,
-        DummyRegressor,
-    ):
-        raise ExportUnsupported(f"{name}: init estimator {estimator.init_!r} is not a constant (zero or dummy)")
+    init = estimator.init_
+    if not (isinstance(init, str) and init == "zero") and type(init) not in (DummyClassifier, DummyRegressor):
+        raise ExportUnsupported(f"{name}: init estimator {init!r} is not a constant (zero or dummy)")
     stages = np.asarray(estimator.estimators_, dtype=object)
     outputs = stages.shape[1]
     rate = float(estimator.learning_rate)
@@ -293,7 +293,7 @@ def _hist_gradient_boosting(estimator: Any, name: str) -> tuple[list[Tree], np.n
     if estimator.is_categorical_ is not None and bool(np.any(estimator.is_categorical_)):
         raise ExportUnsupported(f"{name}: native categorical features are not supported")
     outputs = int(estimator.n_trees_per_iteration_)
-    trees = []
+    trees: list[Tree] = []
     for iteration in estimator._predictors:
         for k, predictor in enumerate(iteration):
             nodes = predictor.nodes
@@ -318,7 +318,7 @@ def _hist_gradient_boosting(estimator: Any, name: str) -> tuple[list[Tree], np.n
 
 def _tree_link(estimator: Any, name: str) -> str:
     link = TREE_LINKS.get(type(estimator._loss.link).__name__)
-    if link is None or link not in LINKS:
+    if link is None:
         raise ExportUnsupported(f"{name}: loss {type(estimator._loss).__name__} has no exported inverse link")
     return link
 
@@ -330,7 +330,12 @@ def _concatenate_trees(trees: Sequence[Tree], base: np.ndarray) -> dict[str, np.
         raise ExportUnsupported("the ensemble has no trees")
     no = np.zeros(1, dtype=np.int64)
     baseline: Tree = (no - 1, no - 1, no, np.zeros(1), np.zeros(1, dtype=bool), np.ones(1, dtype=bool), base[None, :])
-    children, feature, threshold, missing_right, value, roots = [], [], [], [], [], []
+    children: list[np.ndarray] = []
+    feature: list[np.ndarray] = []
+    threshold: list[np.ndarray] = []
+    missing_right: list[np.ndarray] = []
+    value: list[np.ndarray] = []
+    roots: list[int] = []
     start = 0
     for left, right, feat, thresh, missing_left, leaf, val in [baseline, *trees]:
         own = np.arange(start, start + len(leaf), dtype=np.int64)

@@ -29,6 +29,7 @@ from {{ cookiecutter.package_name }}.config import ESTIMATORS, ConfigError, Mode
 from {{ cookiecutter.package_name }}.data import read_frame, split
 from {{ cookiecutter.package_name }}.export import (
     TREE_ENSEMBLES,
+    TREE_LINKS,
     TREES_FILE,
     _sklearn_estimator,
     describe_column_transformer,
@@ -36,7 +37,14 @@ from {{ cookiecutter.package_name }}.export import (
     parity_rows,
 )
 from {{ cookiecutter.package_name }}.lineage import lineage
-from {{ cookiecutter.package_name }}.runtime import MANIFEST, Predictor, Preprocessor, exported_predictor, native_predictor
+from {{ cookiecutter.package_name }}.runtime import (
+    LINKS,
+    MANIFEST,
+    Predictor,
+    Preprocessor,
+    exported_predictor,
+    native_predictor,
+)
 from {{ cookiecutter.package_name }}.serve import App
 from {{ cookiecutter.package_name }}.train import artifact_metadata, fit_sklearn
 
@@ -172,6 +180,7 @@ def test_a_tree_ensemble_the_export_cannot_read_is_served_as_the_fitted_estimato
     assert "categorical" in spec["why"]
     assert libraries == ["scikit-learn", "skops"]
     assert not (tmp_path / TREES_FILE).exists()
+    assert set(TREE_LINKS.values()) <= set(LINKS)  # every link the export names, the runtime can invert
 
 
 def test_serving_needs_model_yaml_but_not_the_data(tmp_path: Path) -> None:
