@@ -304,25 +304,36 @@ def load_config(
     return _build(ModelConfig, document, root=path.parent, source_sha256=hashlib.sha256(raw).hexdigest())
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys, which plain YAML silently resolves to the last one."""
+class _UniqueKeys:
+    """A SafeLoader mixin that refuses duplicate keys, which plain YAML silently resolves to the last one."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[attr-defined]
             if key in seen:
                 mark = key_node.start_mark
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
                 )
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+        return super().construct_mapping(node, deep=deep)  # type: ignore[misc]
+
+
+class _UniqueKeyLoader(_UniqueKeys, yaml.SafeLoader):
+    """Pure Python: slower, but its error messages name the right line (libyaml's can point past the end)."""
+
+
+class _FastUniqueKeyLoader(_UniqueKeys, getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """libyaml's parser (in PyYAML's wheels), ~8x faster: every stage is a process that parses model.yaml first."""
 
 
 def _parse_yaml(raw: bytes) -> Any:
     try:
-        document = yaml.load(raw, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        try:
+            document = yaml.load(raw, Loader=_FastUniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        except yaml.YAMLError:  # parsed again for the pure parser's message
+            document = yaml.load(raw, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         where = getattr(err, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""

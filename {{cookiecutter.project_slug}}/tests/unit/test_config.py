@@ -204,6 +204,15 @@ def test_unreadable_model_yaml(text: str, words: str, scratch_repo: Path, capsys
     assert words in capsys.readouterr().err
 
 
+def test_libyaml_and_pure_parsers_read_model_yaml_alike(repo_root: Path) -> None:
+    """The fast (libyaml) parse that every stage uses gives what the pure-Python SafeLoader gives."""
+    from {{ cookiecutter.package_name }}.config import _FastUniqueKeyLoader, _UniqueKeyLoader
+
+    assert issubclass(_FastUniqueKeyLoader, yaml.CSafeLoader), "PyYAML without libyaml: every stage parses slowly"
+    raw = (repo_root / "model.yaml").read_bytes()
+    assert yaml.load(raw, Loader=_FastUniqueKeyLoader) == yaml.load(raw, Loader=_UniqueKeyLoader)  # noqa: S506
+
+
 def test_valid_model_yaml_prints_one_summary_line(repo_root: Path, capsys) -> None:
     assert main(["--config", str(repo_root / "model.yaml"), "validate"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
