@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import run
+from .conftest import run, unavailable
 
 VARIANT = "sklearn-classification"
 PACKAGE = "clinical_risk_model"
@@ -149,9 +149,7 @@ def test_retrain_pr_needs_a_dvc_import(repo: Path, tmp_path: Path) -> None:
 def test_alert_rules_pass_promtool(baked: Callable[[str], Path]) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is missing; .ci/install-system.sh installs it (apt: prometheus)")
-        pytest.skip("promtool is not installed (apt-get install prometheus)")
+        unavailable("promtool is not installed (apt-get install prometheus; .ci/install-system.sh)", "the alert rules")
     folder = baked(VARIANT) / "monitoring"
     for command in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts.test.yml"]):
         result = subprocess.run([promtool, *command], cwd=folder, capture_output=True, text=True, check=False)
@@ -177,9 +175,7 @@ def test_make_promtool_puts_the_archive_binary_where_the_alert_test_finds_it(
     the generated alert test finds it there with no promtool on PATH, and with CI set fails instead of skipping."""
     version = _candidate_prometheus()
     if version is None:
-        if os.environ.get("CI"):
-            pytest.fail("no apt candidate for prometheus; .ci/install-system.sh installs it from apt")
-        pytest.skip("no apt archive with a prometheus package here")
+        unavailable("no apt archive with a prometheus package here", "`make promtool`")
     repo = tmp_path / "repo"
     shutil.copytree(baked(VARIANT), repo)
     venv = tmp_path / "venv"  # a venv seeing this interpreter's packages: the generated test looks beside python
