@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .artifact import METADATA, ArtifactError, Predictor, load_metadata, load_predictor, sha256_file
+from .artifact import METADATA, ArtifactError, Predictor, load_metadata, sha256_file
 from .config import ModelConfig
 from .data import DataError, allowed_values, file_md5, label, read_checked_frame, split, write_json
 from .metrics import (
@@ -98,10 +98,13 @@ def score(config: ModelConfig, predictor: Predictor, rows: pd.DataFrame) -> Scor
     )
 
 
-def write_test_scores(config: ModelConfig, model_dir: Path, rows: pd.DataFrame, path: Path) -> None:
-    """Score ``rows`` with the artifact in ``model_dir`` as saved (reloaded, verified) and write what evaluate needs:
-    truth, predictions, probabilities, the categorical columns (for slices), and which artifact and data made them."""
-    scored = score(config, load_predictor(model_dir), rows)
+def write_test_scores(
+    config: ModelConfig, predictor: Predictor, model_dir: Path, rows: pd.DataFrame, path: Path
+) -> None:
+    """Score ``rows`` with ``predictor``, the artifact in ``model_dir`` as saved (reloaded, verified), and write what
+    evaluate needs: truth, predictions, probabilities, the categorical columns (for slices), and which artifact and
+    data made them."""
+    scored = score(config, predictor, rows)
     document = {
         "model_metadata_sha256": sha256_file(model_dir / METADATA),
         "data_md5": file_md5(config.path(config.data.path)),

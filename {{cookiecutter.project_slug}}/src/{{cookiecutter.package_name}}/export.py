@@ -195,8 +195,7 @@ def _sklearn_estimator(estimator: Any, name: str, staging: Path) -> tuple[dict[s
     if type(estimator).__name__ in TREE_ENSEMBLES:
         try:
             return _tree_ensemble(estimator, name, staging), []
-        except ExportUnsupported as err:  # served as before: the fitted estimator, fed numpy
-            (staging / TREES_FILE).unlink(missing_ok=True)
+        except ExportUnsupported as err:  # raised before trees.npz is written; served as the fitted estimator
             return {"kind": "sklearn", "estimator": name, "why": str(err)}, ["scikit-learn", "skops"]
     kind = LINEAR.get(type(estimator).__name__)
     if kind is None:  # anything else: the fitted estimator itself, fed numpy

@@ -17,7 +17,6 @@ import numpy as np
 
 from .metrics import confusion_matrix, positive_label
 
-FIGURES_DIR = Path("artifacts/figures")
 GRID = np.linspace(0.0, 1.0, 21)  # mermaid spaces a line's points evenly: curves are resampled on this grid
 RESIDUAL_BINS = 10
 

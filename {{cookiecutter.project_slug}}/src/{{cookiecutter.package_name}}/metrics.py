@@ -83,8 +83,7 @@ def _classification(name: str, s: Scored) -> float | None:
             return None
         return float(np.mean([_auc(s.y_true == c, s.proba[:, i]) for i, c in enumerate(labels)]))  # one-vs-rest
     if name == "log_loss":
-        eps = np.finfo(np.float64).eps
-        proba = np.clip(np.clip(s.proba, 1e-15, 1.0), eps, 1 - eps)
+        proba = np.clip(s.proba, 1e-15, 1 - np.finfo(np.float64).eps)  # log(0) and log(1 - 1) stay finite
         column = np.asarray([labels.index(c) for c in s.y_true])
         return float(np.mean(-np.log(proba[np.arange(len(column)), column])))
     raise KeyError(name)
@@ -98,18 +97,18 @@ def _prf(name: str, truth: np.ndarray, predicted: np.ndarray) -> float:
     return 0.0 if denominator == 0 else hits / denominator
 
 
-def _counts_at_thresholds(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(false positives, true positives, thresholds) at each distinct score, highest first."""
+def _counts_at_thresholds(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(false positives, true positives) at each distinct score, highest first."""
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     scores, truth = np.asarray(scores, dtype=np.float64)[order], np.asarray(truth, dtype=np.float64)[order]
     at = np.r_[np.flatnonzero(np.diff(scores)), len(truth) - 1]
     tps = np.cumsum(truth, dtype=np.float64)[at]
-    return 1 + at.astype(np.float64) - tps, tps, scores[at]
+    return 1 + at.astype(np.float64) - tps, tps
 
 
 def roc_curve(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(fpr, tpr) from (0, 0), without points collinear with their neighbours; both classes must be present."""
-    fps, tps, _ = _counts_at_thresholds(truth, scores)
+    fps, tps = _counts_at_thresholds(truth, scores)
     if len(fps) > 2:
         corner = np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])
         fps, tps = fps[corner], tps[corner]
@@ -119,7 +118,7 @@ def roc_curve(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def precision_recall_curve(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(precision, recall), recall decreasing, ending at (1, 0)."""
-    fps, tps, _ = _counts_at_thresholds(truth, scores)
+    fps, tps = _counts_at_thresholds(truth, scores)
     predicted = tps + fps
     precision = np.divide(tps, predicted, out=np.zeros_like(tps), where=predicted != 0)
     recall = np.ones_like(tps) if tps[-1] == 0 else tps / tps[-1]

@@ -34,12 +34,12 @@ def serve(config: Any, workers: int) -> int:
     """
     sock = config.bind_socket()
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, WAKE_SIGNALS)  # delivered to sigwait below, never lost
-    children: dict[int, int] = {}  # pid -> worker slot
+    children: set[int] = set()  # worker pids
     code, stopping = 0, False
     log.info("started parent process [%d], forking %d workers", os.getpid(), workers)
     try:
-        for slot in range(workers):
-            children[_fork(config, sock, blocked)] = slot
+        for _ in range(workers):
+            children.add(_fork(config, sock, blocked))
         while children:
             received = signal.sigwait(WAKE_SIGNALS)
             if received in STOP_SIGNALS and not stopping:
@@ -49,7 +49,7 @@ def serve(config: Any, workers: int) -> int:
             elif received == signal.SIGHUP:
                 log.info("SIGHUP ignored: the model is part of the image; restart the server to change it")
             for pid, exit_code in _reaped(children):
-                slot = children.pop(pid)
+                children.remove(pid)
                 if stopping:
                     continue
                 if exit_code == STARTUP_FAILURE:
@@ -58,7 +58,7 @@ def serve(config: Any, workers: int) -> int:
                     _signal_all(children, signal.SIGTERM)
                 else:
                     log.warning("worker [%d] exited with %d; forking a replacement", pid, exit_code)
-                    children[_fork(config, sock, blocked)] = slot
+                    children.add(_fork(config, sock, blocked))
     finally:
         _signal_all(children, signal.SIGKILL)  # only after an error of the parent itself: never leave orphans
         sock.close()
@@ -100,7 +100,7 @@ def _exit_worker(signum: int, frame: Any) -> None:
     raise SystemExit(0)
 
 
-def _reaped(children: dict[int, int]) -> list[tuple[int, int]]:
+def _reaped(children: set[int]) -> list[tuple[int, int]]:
     """(pid, exit code) of every worker that has exited; a signal's death is the negative signal number."""
     done = []
     for pid in list(children):
@@ -114,7 +114,7 @@ def _reaped(children: dict[int, int]) -> list[tuple[int, int]]:
     return done
 
 
-def _signal_all(children: dict[int, int], sig: int) -> None:
+def _signal_all(children: set[int], sig: int) -> None:
     for pid in children:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)

@@ -187,11 +187,9 @@ def load_profile(path: Path) -> dict[str, Any]:
     return profile
 
 
-def write_training_profile(config: ModelConfig, model_dir: Path, rows: Any) -> Path:
-    """Profile the training rows and the saved model's predictions on them; write it beside the model."""
-    from .artifact import load_predictor
-
-    predictor = load_predictor(model_dir, check_versions=False)
+def write_training_profile(config: ModelConfig, predictor: Any, model_dir: Path, rows: Any) -> Path:
+    """Profile the training rows and the saved model's predictions on them (``predictor``: the artifact in
+    ``model_dir``, reloaded); write it beside the model."""
     predictions, proba = predictor.predict_frame(rows)
     classes = None if predictor.classes is None else [str(c) for c in predictor.classes]
     probabilities = None

@@ -7,10 +7,8 @@ against the exact gate report of the commit the image came from, with no retrain
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,8 @@ from typing import Any
 import yaml
 
 from .config import ModelConfig
+from .data import file_md5
+from .lineage import git_output
 from .promote import PromoteError, check_digest
 from .release_check import gate_verdict
 
@@ -97,18 +97,11 @@ def data_hash(path: Path) -> str | None:
         outs = (yaml.safe_load(dvc_file.read_text()) or {}).get("outs") or [{}]
         if re.fullmatch(r"[0-9a-f]{32}", str(outs[0].get("md5", ""))):
             return str(outs[0]["md5"])
-    if not path.exists():
-        return None
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_md5(path) if path.exists() else None
 
 
 def head_commit(root: Path) -> str:
-    command = ["git", "rev-parse", "HEAD"]  # fixed argv, no shell
-    result = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)  # noqa: S603
-    if result.returncode != 0:
+    out = git_output(root, "rev-parse", "HEAD")
+    if out is None:
         raise PromoteError("--git-sha: not given and this is not a git repository; expected --git-sha <commit>")
-    return result.stdout.strip()
+    return out.strip()

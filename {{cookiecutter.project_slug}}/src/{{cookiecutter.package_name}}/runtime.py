@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from . import artifact
 from .artifact import sha256_file
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,28 @@ def _key(value: Any) -> Any:
 Output = tuple[np.ndarray, np.ndarray | None]  # (class indices or values, probabilities or None)
 
 
+def _softmax(raw: np.ndarray) -> np.ndarray:
+    """sklearn.utils.extmath.softmax, step for step."""
+    shifted = raw - raw.max(axis=1).reshape(-1, 1)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1).reshape(-1, 1)
+
+
+# Inverse links (scikit-learn's loss.link.inverse); "identity" also stands for a forest's averaged probabilities.
+LINKS: Mapping[str, Callable[[np.ndarray], np.ndarray]] = {
+    "identity": lambda raw: raw,
+    "exp": np.exp,
+    "sigmoid": lambda raw: 1.0 / (1.0 + np.exp(-raw)),
+    "half_sigmoid": lambda raw: 1.0 / (1.0 + np.exp(-2 * raw)),
+    "softmax": _softmax,
+}
+
+
+def _binary(positive: np.ndarray) -> np.ndarray:
+    """(rows, 2) probabilities from the positive class's: [1 - p, p]."""
+    return np.column_stack([1.0 - positive, positive])
+
+
 class LinearEstimator:
     """LogisticRegression, RidgeClassifier, LinearRegression and Ridge as their coefficients."""
 
@@ -162,13 +185,10 @@ class LinearEstimator:
         if scores.shape[1] == 1:  # binary: one decision column, positive = classes[1]
             positive = scores[:, 0]
             if self.kind == "logistic":
-                p = 1.0 / (1.0 + np.exp(-positive))
-                return (positive > 0).astype(np.intp), np.column_stack([1.0 - p, p])
+                return (positive > 0).astype(np.intp), _binary(LINKS["sigmoid"](positive))
             return (positive > 0).astype(np.intp), None
         if self.kind == "logistic":
-            shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
-            proba = shifted / shifted.sum(axis=1, keepdims=True)
-            return scores.argmax(axis=1), proba
+            return scores.argmax(axis=1), _softmax(scores)
         return scores.argmax(axis=1), None
 
 
@@ -239,30 +259,10 @@ class TreeEnsemble:
         if self.task == "regression":
             return LINKS[self.link](raw[:, 0]), None
         if self.link in ("sigmoid", "half_sigmoid"):  # binary: one raw column, the positive class
-            positive = LINKS[self.link](raw[:, 0])
-            proba = np.empty((raw.shape[0], 2), dtype=np.float64)
-            proba[:, 1] = positive
-            proba[:, 0] = 1 - positive
+            proba = _binary(LINKS[self.link](raw[:, 0]))
         else:
             proba = LINKS[self.link](raw)
         return proba.argmax(axis=1), proba
-
-
-def _softmax(raw: np.ndarray) -> np.ndarray:
-    """sklearn.utils.extmath.softmax, step for step."""
-    shifted = raw - raw.max(axis=1).reshape(-1, 1)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1).reshape(-1, 1)
-
-
-# Inverse links (scikit-learn's loss.link.inverse); "identity" also stands for a forest's averaged probabilities.
-LINKS: Mapping[str, Callable[[np.ndarray], np.ndarray]] = {
-    "identity": lambda raw: raw,
-    "exp": np.exp,
-    "sigmoid": lambda raw: 1.0 / (1.0 + np.exp(-raw)),
-    "half_sigmoid": lambda raw: 1.0 / (1.0 + np.exp(-2 * raw)),
-    "softmax": _softmax,
-}
 
 
 class SklearnEstimator:
@@ -355,11 +355,10 @@ def exported_predictor(runtime_dir: Path, model_dir: Path, task: str) -> Predict
 def native_predictor(model_dir: Path) -> Predictor:
     """The trained model itself, through artifact.load_predictor (needs pandas and the training libraries)."""
     try:
-        artifact = importlib.import_module(".artifact", __package__)
         pandas = importlib.import_module("pandas")
     except ImportError as err:
         raise ModelLoadError(f"serving.runtime native needs {err.name} (the training extras), not installed") from None
-    _check_artifact_versions(artifact, model_dir)
+    _check_artifact_versions(model_dir)
     try:
         native = artifact.load_predictor(model_dir)
     except artifact.ArtifactError as err:
@@ -436,7 +435,7 @@ class MicroBatcher:
 
 def _load_skops(path: Path) -> Any:
     """A skops file through the artifact's loader: only reviewed types are constructed."""
-    return importlib.import_module(".artifact", __package__).load_skops(path)
+    return artifact.load_skops(path)
 
 
 def load_predictor(model_dir: Path, runtime_dir: Path, mode: str, task: str) -> tuple[Predictor, str]:
@@ -452,7 +451,7 @@ def load_predictor(model_dir: Path, runtime_dir: Path, mode: str, task: str) -> 
     return native_predictor(model_dir), reason
 
 
-def _check_artifact_versions(artifact: Any, model_dir: Path) -> None:
+def _check_artifact_versions(model_dir: Path) -> None:
     """The trained artifact's own checks: files (ModelLoadError), then library versions (VersionMismatch)."""
     try:
         metadata = artifact.load_metadata(model_dir)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .artifact import save_artifact
+from .artifact import load_predictor, save_artifact
 from .config import ModelConfig
 from .data import DataError, label, read_checked_frame, split
 from .evaluate import SCORES_FILE, write_test_scores
@@ -108,10 +108,11 @@ def run(config: ModelConfig, args: argparse.Namespace) -> int:
             preprocess=preprocess,
             keras_model=keras_model,
         )
-    write_training_profile(config, out, train_rows)  # the monitor's reference, versioned with the model
+    saved = load_predictor(out)  # the artifact as written, every file's sha256 checked: what serving will load
+    write_training_profile(config, saved, out, train_rows)  # the monitor's reference, versioned with the model
     # The libraries are loaded now: scoring the test rows and exporting the runtime here spares two more processes
     # importing them again (skops's trust list imports every scikit-learn estimator module; TensorFlow takes seconds).
-    write_test_scores(config, out, test_rows, config.path(args.scores))
+    write_test_scores(config, saved, out, test_rows, config.path(args.scores))
     exported = export_runtime(config, out, config.path(args.runtime), shown=args.runtime)
     print(f"train: saved {args.out}, {args.scores} and {args.runtime} in {time.perf_counter() - started:.1f}s")
     return exported
