@@ -78,6 +78,15 @@ else:
 """
 
 
+def bake(out: Path, *answers: str) -> Path:
+    """The template baked with the defaults (and ``answers``) into ``out``; the repo's folder. A subprocess, so that
+    the post-gen hook's message does not mix with what a benchmark prints."""
+    command = [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(out), str(ROOT), *answers]
+    subprocess.run(command, check=True, capture_output=True)
+    (repo,) = (path for path in Path(out).iterdir() if path.is_dir())
+    return repo
+
+
 def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
     started = time.perf_counter()
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
@@ -120,14 +129,7 @@ def main() -> None:
     args = parser.parse_args()
     task = VARIANTS[args.variant]["task"]
     with tempfile.TemporaryDirectory() as tmp:
-        answers = [f"{k}={v}" for k, v in VARIANTS[args.variant].items()]
-        # a subprocess, so that the post-gen hook's message does not mix with the JSON this prints
-        subprocess.run(
-            [sys.executable, "-m", "cookiecutter", "--no-input", "-o", tmp, str(ROOT), *answers],
-            check=True,
-            capture_output=True,
-        )
-        repo = Path(tmp) / "clinical-risk-model"
+        repo = bake(Path(tmp), *(f"{k}={v}" for k, v in VARIANTS[args.variant].items()))
         env = {
             **os.environ,
             "PYTHONPATH": str(repo / "src"),

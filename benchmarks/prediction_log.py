@@ -2,9 +2,10 @@
 
     python benchmarks/prediction_log.py [--duration 10] [--rounds 3] [--connections 1] [--workers 2] [--out DIR]
 
-Bakes the default repo, trains and exports it (benchmarks/serving.py's prepare_repo), then starts the server with
-logging off and with every row logged to a file, alternating A/B for --rounds rounds of wrk with single-row POSTs,
-and reports the medians and the ratios (logged / not logged). Also times PredictionLogger.log() in-process.
+Bakes the default repo and trains it, which also exports the runtime (benchmarks/serving.py's prepare_repo), then
+starts the server with logging off and with every row logged to a file, alternating A/B for --rounds rounds of wrk
+with single-row POSTs, and reports the medians and the ratios (logged / not logged). Also times
+PredictionLogger.log() in-process.
 Timings are only comparable within one run on one machine: read the ratios.
 """
 

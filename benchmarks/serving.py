@@ -27,6 +27,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline import bake  # benchmarks/ is on the path when these run as scripts
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "clinical_risk_model"
 BENCH_PACKAGES = ["mlflow", "bentoml", "scikit-learn==1.9.1", "skops==0.16.0", "pandas"]
@@ -82,14 +84,11 @@ def run(*command: str | Path, cwd: Path | None = None, env: dict[str, str] | Non
 
 
 def prepare_repo(out: Path) -> Path:
-    """Bake the defaults, train, export: the model every server serves."""
-    from cookiecutter.main import cookiecutter
-
+    """Bake the defaults and train (which also exports the serving runtime): the model every server serves."""
     shutil.rmtree(out / "repo", ignore_errors=True)
-    repo = Path(cookiecutter(str(ROOT), no_input=True, output_dir=str(out / "repo")))
-    env = {"PYTHONPATH": str(repo / "src")}
-    run(sys.executable, "-m", PACKAGE, "train", cwd=repo, env=env)
-    print(run(sys.executable, "-m", PACKAGE, "export", cwd=repo, env=env).strip(), file=sys.stderr)
+    repo = bake(out / "repo")
+    trained = run(sys.executable, "-m", PACKAGE, "train", cwd=repo, env={"PYTHONPATH": str(repo / "src")})
+    print("\n".join(line for line in trained.splitlines() if line.startswith("export:")), file=sys.stderr)
     return repo
 
 

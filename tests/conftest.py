@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -100,6 +101,14 @@ def unavailable(reason: str, needed_for: str) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI is set: {needed_for} must run here; see .ci/run)")
     pytest.skip(reason)
+
+
+def tool(name: str, install: str, needed_for: str) -> str:
+    """The path of a command-line tool; unavailable() without it (``install``: how to get it)."""
+    path = shutil.which(name)
+    if path is None:
+        unavailable(f"{name} is not installed ({install})", needed_for)
+    return path
 
 
 def docker_engine(base_image: str, needed_for: str) -> Any:

