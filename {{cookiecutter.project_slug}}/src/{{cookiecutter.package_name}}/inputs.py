@@ -27,11 +27,12 @@ SMALL_BATCH = 8  # up to this many rows, numbers are checked in plain Python (nu
 
 
 class RequestError(Exception):
-    """A bad request: HTTP status, the offending field and why."""
+    """A bad request: HTTP status, the offending field, why, and the kind of problem a feature's value has (the
+    `feature_rejections_total` reason: type, null, out_of_range, unknown_category)."""
 
-    def __init__(self, status: int, field: str, reason: str) -> None:
+    def __init__(self, status: int, field: str, reason: str, kind: str = "type") -> None:
         super().__init__(f"{field}: {reason}")
-        self.status, self.field, self.reason = status, field, reason
+        self.status, self.field, self.reason, self.kind = status, field, reason, kind
 
 
 def describe(value: Any) -> str:
@@ -175,7 +176,7 @@ class Contract:
                 self._category_problem(feature, column, field)
         elif not all(type(v) is bool or (v is None and feature.get("nullable")) for v in column):
             bad = next(j for j, v in enumerate(column) if type(v) is not bool)
-            raise RequestError(422, field(bad), self._null_or(feature, column[bad], "true or false"))
+            raise self._wrong_value(field(bad), feature, column[bad], "true or false")
         return None
 
     def _check_numbers(
@@ -187,7 +188,7 @@ class Contract:
         if not complete:
             for j, v in enumerate(column):
                 if type(v) not in _NUMBER_TYPES and not (v is None and feature.get("nullable")):
-                    raise RequestError(422, field(j), self._null_or(feature, v, expected))
+                    raise self._wrong_value(field(j), feature, v, expected)
             values = [v for v in column if v is not None]
             if not values:
                 return None
@@ -206,10 +207,10 @@ class Contract:
         low, high = feature.get("min"), feature.get("max")
         if low is not None and array.min() < low:
             j = _first_index(column, lambda v: v is not None and v < low)
-            raise RequestError(422, field(j), f"{column[j]!r} is below the minimum {low} of the data contract")
+            raise _out_of_range(field(j), column[j], "below the minimum", low)
         if high is not None and array.max() > high:
             j = _first_index(column, lambda v: v is not None and v > high)
-            raise RequestError(422, field(j), f"{column[j]!r} is above the maximum {high} of the data contract")
+            raise _out_of_range(field(j), column[j], "above the maximum", high)
         return array if complete else None
 
     @staticmethod
@@ -222,9 +223,9 @@ class Contract:
             if whole and type(v) is float and not v.is_integer():
                 raise RequestError(422, field(j), f"{describe(v)} is not whole; expected an integer")
             if low is not None and v < low:
-                raise RequestError(422, field(j), f"{v!r} is below the minimum {low} of the data contract")
+                raise _out_of_range(field(j), v, "below the minimum", low)
             if high is not None and v > high:
-                raise RequestError(422, field(j), f"{v!r} is above the maximum {high} of the data contract")
+                raise _out_of_range(field(j), v, "above the maximum", high)
 
     def _category_problem(self, feature: Mapping[str, Any], column: list[Any], field: Callable[[int], str]) -> None:
         allowed = self._allowed[feature["name"]]
@@ -233,14 +234,20 @@ class Contract:
             if value in allowed and (value is not None or feature.get("nullable")):
                 continue
             if value is None or not isinstance(value, str):
-                raise RequestError(422, field(j), self._null_or(feature, value, f"a string, one of {options}"))
-            raise RequestError(422, field(j), f"{describe(value)} is not a known category; expected one of {options}")
+                raise self._wrong_value(field(j), feature, value, f"a string, one of {options}")
+            reason = f"{describe(value)} is not a known category; expected one of {options}"
+            raise RequestError(422, field(j), reason, "unknown_category")
 
     @staticmethod
-    def _null_or(feature: Mapping[str, Any], value: Any, expected: str) -> str:
+    def _wrong_value(field: str, feature: Mapping[str, Any], value: Any, expected: str) -> RequestError:
         if value is None:
-            return f"is null but {feature['name']!r} is not nullable; expected {expected}"
-        return f"{describe(value)} has the wrong type; expected {expected}"
+            reason = f"is null but {feature['name']!r} is not nullable; expected {expected}"
+            return RequestError(422, field, reason, "null")
+        return RequestError(422, field, f"{describe(value)} has the wrong type; expected {expected}")
+
+
+def _out_of_range(field: str, value: Any, side: str, bound: Any) -> RequestError:
+    return RequestError(422, field, f"{value!r} is {side} {bound} of the data contract", "out_of_range")
 
 
 def _first_index(column: list[Any], bad: Callable[[Any], bool]) -> int:

@@ -257,13 +257,6 @@ class TrafficMetrics:
     Plain counters, so they also work in prometheus_client's multi-process mode (uvicorn workers).
     """
 
-    REJECTIONS = (
-        ("is not a known category", "unknown_category"),
-        ("is below the minimum", "out_of_range"),
-        ("is above the maximum", "out_of_range"),
-        ("is null", "null"),
-    )
-
     def __init__(self, config: ModelConfig, registry: Any) -> None:
         from prometheus_client import Counter
 
@@ -300,10 +293,9 @@ class TrafficMetrics:
             if nulls:
                 self.nulls[name].inc(nulls)
 
-    def reject(self, field: str, reason: str) -> None:
-        """A refused request: count it against the feature its error names (``instances[3].size_band``)."""
+    def reject(self, field: str, kind: str) -> None:
+        """A refused request: count it against the feature its error names (``instances[3].size_band``), by the
+        error's kind (RequestError.kind)."""
         feature = field.rsplit(".", 1)[-1]
-        if feature not in self.features:
-            return
-        kind = next((kind for text, kind in self.REJECTIONS if text in reason), "type")
-        self.rejected.labels(feature, kind).inc()
+        if feature in self.features:
+            self.rejected.labels(feature, kind).inc()

@@ -311,7 +311,7 @@ class App:
             await self.respond(send, status, payload, rid)
         except RequestError as err:
             status = err.status
-            self.traffic.reject(err.field, err.reason)
+            self.traffic.reject(err.field, err.kind)
             await self.respond(send, status, {"error": err.reason, "field": err.field}, rid)
         except Exception:  # a bug of ours, never the client's: answer 500 and keep serving
             log.exception("unhandled error on %s %s", method, path)

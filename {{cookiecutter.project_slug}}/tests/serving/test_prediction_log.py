@@ -7,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import pytest
 from starlette.testclient import TestClient
 
 from {{ cookiecutter.package_name }}.config import ModelConfig, PredictionLog
@@ -42,13 +43,22 @@ def test_logged_rows_carry_the_request_id_and_the_answer(config: ModelConfig, ar
     assert "feature_rows_total 4.0" in metrics
 
 
-def test_rejected_values_are_counted_per_feature_and_reason(config: ModelConfig, artifacts: Path) -> None:
+@pytest.mark.parametrize("reason", ["unknown_category", "out_of_range", "null", "type"])
+def test_rejected_values_are_counted_per_feature_and_reason(config: ModelConfig, artifacts: Path, reason: str) -> None:
     category = next(f for f in config.data.features if f.type == "category")
-    row = {**example_rows(config, 1)[0], category.name: "never_seen"}
+    bounded = next(f for f in config.data.features if f.type in ("number", "integer") and f.min is not None)
+    not_nullable = next(f for f in config.data.features if not f.nullable)
+    feature, value = {
+        "unknown_category": (category, "never_seen"),
+        "out_of_range": (bounded, bounded.min - 1),
+        "null": (not_nullable, None),
+        "type": (bounded, "a string"),
+    }[reason]
+    row = {**example_rows(config, 1)[0], feature.name: value}
     with TestClient(App(config, artifacts / "model", artifacts / "runtime")) as client:
         assert client.post("/predict", json={"instances": [row]}).status_code == 422
         metrics = client.get("/metrics").text
-    series = 'feature_rejections_total{feature="' + category.name + '",reason="unknown_category"}'
+    series = 'feature_rejections_total{feature="' + feature.name + '",reason="' + reason + '"}'
     assert f"{series} 1.0" in metrics
 
 
