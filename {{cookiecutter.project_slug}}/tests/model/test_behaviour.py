@@ -1,10 +1,9 @@
 """The trained model's behaviour: it beats a trivial baseline, ignores what it should, and moves the right way.
 
-Trains the shipped model.yaml once per module on the shipped data (marked slow: it fits a real model).
+Uses the shipped model.yaml trained once per session on the shipped data (marked slow: it fits real models).
 """
 
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,6 @@ import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.artifact import Predictor, load_predictor, save_artifact
-from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config import ESTIMATORS, ModelConfig, load_config
 from {{ cookiecutter.package_name }}.data import read_frame, split
 from {{ cookiecutter.package_name }}.features import model_frame
@@ -31,12 +29,9 @@ DIRECTIONAL_FEATURE = "bmi"
 
 
 @pytest.fixture(scope="module")
-def trained(
-    tmp_path_factory: pytest.TempPathFactory, inputs_copier: Callable[[Path], Path]
-) -> tuple[ModelConfig, Predictor]:
-    scratch = inputs_copier(tmp_path_factory.mktemp("model"))
-    assert main(["--config", str(scratch / "model.yaml"), "train"]) == 0
-    return load_config(scratch / "model.yaml"), load_predictor(scratch / "artifacts/model")
+def trained(config: ModelConfig, artifacts: Path) -> tuple[ModelConfig, Predictor]:
+    """The shipped model as `train` saved it (tests/conftest.py), loaded back."""
+    return config, load_predictor(artifacts / "model")
 
 
 @pytest.fixture(scope="module")

@@ -15,16 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.config import ModelConfig, load_config
+from {{ cookiecutter.package_name }}.config import ModelConfig
 from {{ cookiecutter.package_name }}.prediction_log import PredictionLogger
 from {{ cookiecutter.package_name }}.profile import build_profile, write_profile
 
 Predict = Callable[[pd.DataFrame], tuple[list[Any], list[dict[str, float]] | None]]
-
-
-@pytest.fixture(scope="session")
-def config() -> ModelConfig:
-    return load_config(Path(__file__).resolve().parents[2] / "model.yaml")
 
 
 @pytest.fixture(scope="session")

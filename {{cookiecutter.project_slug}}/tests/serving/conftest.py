@@ -1,8 +1,7 @@
-"""A trained artifact (the real `train` stage) and its exported runtime, once per session; a client of the app."""
+"""A copy of the trained artifacts (tests/conftest.py trains them once per session) to break; a client of the app."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,28 +10,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from {{ cookiecutter.package_name }}.cli import main
-from {{ cookiecutter.package_name }}.config import ModelConfig, load_config
-from {{ cookiecutter.package_name }}.runtime import MANIFEST
+from {{ cookiecutter.package_name }}.config import ModelConfig
 from {{ cookiecutter.package_name }}.serve import App
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def config() -> ModelConfig:
-    return load_config(ROOT / "model.yaml")
-
-
-@pytest.fixture(scope="session")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """artifacts/model (the training contract's layout) and artifacts/runtime, in a temporary folder."""
-    out = tmp_path_factory.mktemp("artifacts")
-    paths = ["--out", str(out / "model"), "--scores", str(out / "test_scores.json"), "--runtime", str(out / "runtime")]
-    assert main(["--config", str(ROOT / "model.yaml"), "train", *paths]) == 0  # train exports the runtime too
-    manifest = json.loads((out / "runtime" / MANIFEST).read_text())
-    assert manifest["parity"]["passed"], manifest["parity"]
-    return out
 
 
 @pytest.fixture
